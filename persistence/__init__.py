@@ -3,6 +3,7 @@
 Knows nothing of ZooKeeper; never imports `conductor` or `jobboard`.
 """
 
+from persistence.connect import StoreOptions
 from persistence.errors import (
     DelegationAlreadyCompleted,
     Fenced,
@@ -27,9 +28,12 @@ from persistence.records import (
     NewDelegation,
     Ownership,
 )
+from persistence.sqlstore import SqlStore
 from persistence.store import ExecutionStore
+from persistence.stores import DEFAULT_URL, open_store
 
 __all__ = [
+    "DEFAULT_URL",
     "AtomRecord",
     "AtomState",
     "DelegationAlreadyCompleted",
@@ -48,7 +52,10 @@ __all__ = [
     "Ownership",
     "PersistenceError",
     "SchemaOutdated",
+    "SqlStore",
+    "StoreOptions",
     "StoreUnavailable",
     "UnknownDelegation",
     "UnknownExecution",
+    "open_store",
 ]

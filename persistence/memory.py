@@ -114,6 +114,7 @@ class MemoryStore:
             record = self._get(execution_id)
             if record.epoch != epoch:
                 raise Fenced(execution_id, epoch, record.epoch)
+            fresh = [new for new in delegations if not self._saved_before(execution_id, new)]
             now = time.time()
             for atom in new_atoms:
                 record.atoms[atom.name] = atom
@@ -123,7 +124,7 @@ class MemoryStore:
                 record.failure = change.failure
                 if change.state.finished:
                     record.finished_at = now
-            for new in delegations:
+            for new in fresh:
                 self._delegations[new.token_hash] = DelegationRecord(
                     id=next(self._delegation_ids),
                     execution_id=execution_id,
@@ -229,6 +230,21 @@ class MemoryStore:
             return self._executions[execution_id]
         except KeyError:
             raise UnknownExecution(f"no execution {execution_id}") from None
+
+    def _saved_before(self, execution_id: str, new: NewDelegation) -> bool:
+        """Whether this very delegation is already saved (a retried save); raises ValueError if
+        its token hash belongs to another one."""
+        found = self._delegations.get(new.token_hash)
+        if found is None:
+            return False
+        if (found.execution_id, found.atom_name, found.attempt) != (
+            execution_id, new.atom_name, new.attempt
+        ):
+            raise ValueError(
+                f"delegation of {new.atom_name!r} (attempt {new.attempt}): its token hash is "
+                "already used by another delegation; nothing was saved"
+            )
+        return True
 
     @staticmethod
     def _checked_atom(execution_id: str, atom: AtomRecord) -> AtomRecord:

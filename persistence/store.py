@@ -62,7 +62,9 @@ class ExecutionStore(Protocol):
         in one transaction, only if `epoch` is still the stored epoch.
 
         All or nothing: on Fenced, NotSerializable or StoreUnavailable nothing is written.
-        A final execution state sets finished_at.
+        A final execution state sets finished_at. Saving a delegation that is already saved
+        (same token hash, execution, atom and attempt: a retried save) is a no-op; a token hash
+        that belongs to another delegation raises ValueError.
         """
         ...
 

@@ -1,0 +1,30 @@
+"""Opening a store from a URL: the one entry point the conductor and the CLI use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import URL
+
+from persistence import migrate
+from persistence.connect import StoreOptions, create_store_engine
+from persistence.sqlstore import SqlStore
+
+DEFAULT_URL = "sqlite:///conductor.db"
+"""Where a conductor keeps its executions when no --db is given (a file in its directory)."""
+
+
+def open_store(
+    url: str | URL = DEFAULT_URL, *, check_schema: bool = True, **options: Any
+) -> SqlStore:
+    """A SqlStore on `url` (`sqlite:///path` or `postgresql+psycopg://user:pw@host/db`).
+
+    `options` are StoreOptions fields (retry_for, pool_size, max_overflow, pool_timeout,
+    pool_recycle, pool_pre_ping, connect_timeout, keepalives_idle, busy_timeout, synchronous);
+    an unknown one is a TypeError. With `check_schema` (the default), raises SchemaOutdated
+    saying what to run if the database's schema is not the one this code needs.
+    """
+    settings = StoreOptions.from_keywords(options)
+    if check_schema:
+        migrate.check(url)
+    return SqlStore(create_store_engine(url, settings), settings)
