@@ -1,0 +1,645 @@
+"""The passive core: (compiled flow, saved atom records, time) -> what to run next.
+
+Pure: no threads, no I/O, no clock reads (time is passed in), no randomness of its own (the
+jitter source is injected). The runner feeds it attempt outcomes and saves the records it
+returns before acting on its decisions. Work per completion is proportional to the atom's
+out-degree (in-degree counters and a ready queue), never to the flow's size; only failure
+handling (starting a revert) walks the reverted scope once.
+
+Rules, in short (docs/engine.md has the full statement):
+- An atom starts when all its predecessors succeeded and its container started; a container
+  (retry or repeat controller) succeeds when all its children did.
+- A failed attempt is retried by the task's own policy (PENDING, attempt+1, not_before);
+  past it, the innermost enclosing retry controller that still allows a round reverts its
+  sub-flow and runs it again; past every controller the flow fails and everything that
+  succeeded is reverted. In-flight work of a reverted scope is waited for first.
+- Reverts run one at a time in reverse key order (reverse topological order): a task is
+  reverted only after every task that depended on it. A revert failure stops compensation and
+  the execution ends FAILED; the original failure stays the execution's failure.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random as random_module
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from conductor.engine.decisions import EXECUTE, REVERT, AttemptFailure, Decision, Invocation
+from conductor.engine.graph import REPEAT, RETRY, TASK, AtomSpec, CompiledFlow, Source
+from conductor.engine.instances import collect_sources, instantiate
+from conductor.flow.errors import Cancelled, ResultMismatch
+from conductor.flow.retry import type_name
+from persistence.records import (
+    AtomRecord,
+    AtomState,
+    ExecutionChange,
+    ExecutionState,
+    Failure,
+    Intention,
+)
+
+_STARTED = (AtomState.RUNNING, AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTING,
+            AtomState.REVERTED, AtomState.REVERT_FAILURE, AtomState.DELEGATED)
+_DELEGATED = "delegated"
+_FIRST_ATTEMPTS = "first_attempts"
+
+
+@dataclass
+class _Revert:
+    """A scope being reverted: the whole flow (scope None, to fail) or a retry controller's
+    sub-flow (to run it again)."""
+
+    retry: bool
+    queue: list[str] | None = None  # atoms still to revert, ascending key (pop from the end)
+    current: str | None = None  # the atom whose revert is in flight
+
+
+@dataclass
+class _State:
+    unmet: dict[str, int] = field(default_factory=dict)
+    open_children: dict[str | None, int] = field(default_factory=dict)
+    ready: deque[str] = field(default_factory=deque)
+    delayed: list[tuple[float, tuple[int, ...], str]] = field(default_factory=list)
+    in_flight: dict[str, str] = field(default_factory=dict)
+    rerun: set[str] = field(default_factory=set)
+    reverting: dict[str | None, _Revert] = field(default_factory=dict)
+
+
+class Core:
+    """The state of one execution and the rules that move it forward."""
+
+    def __init__(
+        self,
+        flow: CompiledFlow,
+        inputs: Mapping[str, Any],
+        atoms: Mapping[str, AtomRecord] = {},
+        failure: Failure | None = None,
+        *,
+        random: Callable[[], float] = random_module.random,
+    ) -> None:
+        self.flow = flow
+        self.inputs = dict(inputs)
+        self.random = random
+        self.specs: dict[str, AtomSpec] = dict(flow.atoms)
+        self.records: dict[str, AtomRecord] = {n: replace(r) for n, r in atoms.items()}
+        self.failure = failure
+        self.revert_failed = any(r.state is AtomState.REVERT_FAILURE for r in atoms.values())
+        self.final: ExecutionChange | None = None
+        self._execution: ExecutionChange | None = None
+        self._s = _State()
+        self._s.open_children[None] = 0
+        self._load(None, flow.graph.roots)
+        if failure is not None:
+            self._begin_revert(None, retry=False)
+        else:
+            for name, spec in self.specs.items():
+                rec = self.records.get(name)
+                if (spec.kind == RETRY and rec is not None and rec.intention is Intention.RETRY
+                        and rec.state is AtomState.RUNNING):
+                    self._begin_revert(name, retry=True)
+        if not flow.graph.roots:
+            self._finish_success([])
+
+    # -- loading saved state ------------------------------------------------------------------
+    def _record(self, name: str, kind: str) -> AtomRecord:
+        rec = self.records.get(name)
+        if rec is None:
+            rec = AtomRecord(name=name, kind=kind)
+            self.records[name] = rec
+        return rec
+
+    def _load(self, parent: str | None, names: tuple[str, ...] | list[str]) -> None:
+        s = self._s
+        s.open_children[parent] = 0
+        for name in names:
+            spec = self.specs[name]
+            rec = self._record(name, spec.kind)
+            s.unmet[name] = sum(
+                1 for p in spec.preds if self.records[p].state is not AtomState.SUCCESS
+            )
+            if rec.state is not AtomState.SUCCESS:
+                s.open_children[parent] += 1
+            if spec.kind != TASK and rec.state in _STARTED:
+                self._load(name, self._children(spec, expand=True))
+            if rec.state is AtomState.PENDING and s.unmet[name] == 0:
+                self._enqueue(name)
+            elif rec.state is AtomState.RUNNING and spec.kind == TASK:
+                s.rerun.add(name)
+                s.ready.append(name)
+            elif rec.state is AtomState.DELEGATED:
+                s.in_flight[name] = _DELEGATED
+
+    def _children(self, spec: AtomSpec, *, expand: bool) -> list[str]:
+        if spec.kind == RETRY:
+            if expand:
+                for child in spec.children:
+                    self._record(child, self.specs[child].kind)
+            return list(spec.children)
+        items = self._value(spec.over) if spec.over is not None else None
+        if not isinstance(items, list):
+            return []
+        names = []
+        for index, item in enumerate(items):
+            for atom in instantiate(spec, index, item):
+                if expand:
+                    self.specs[atom.name] = atom
+                    self._record(atom.name, atom.kind)
+                if atom.parent == spec.name:
+                    names.append(atom.name)
+        return names
+
+    # -- values ------------------------------------------------------------------------
+    def _value(self, source: Source) -> Any:
+        if source.kind == "input":
+            return self.inputs.get(source.name)
+        if source.kind == "value":
+            return source.value
+        if source.kind == "atom":
+            provider = self.specs[source.name]
+            result = self.records[source.name].result
+            if not provider.unpack:
+                return result
+            if isinstance(result, dict):
+                return result[source.data]
+            return result[provider.provides.index(source.data)]
+        raise ValueError(f"no value for source {source}")
+
+    def _kwargs(self, spec: AtomSpec) -> dict[str, Any]:
+        out = {}
+        for arg, source in spec.args:
+            if source.kind == "default" or (
+                source.kind == "input" and source.name not in self.inputs
+            ):
+                continue
+            out[arg] = self._value(source)
+        return out
+
+    def flow_result(self) -> Any:
+        """The declared outputs, or every value the flow's tasks provided (later wins)."""
+        if self.flow.outputs is not None:
+            return {name: self._value(src) for name, src in self.flow.output_sources}
+        values: dict[str, Any] = {}
+        for name, spec in self.flow.atoms.items():
+            if spec.provides and self.records[name].state is AtomState.SUCCESS:
+                for data in spec.provides:
+                    values[data] = self._value(Source("atom", name, data))
+        return values
+
+    # -- scopes -------------------------------------------------------------------------
+    def _in_scope(self, name: str, scope: str | None) -> bool:
+        if scope is None:
+            return True
+        parent = self.specs[name].parent
+        while parent is not None:
+            if parent == scope:
+                return True
+            parent = self.specs[parent].parent
+        return False
+
+    def _frozen(self, name: str) -> bool:
+        reverting = self._s.reverting
+        if not reverting:
+            return False
+        if None in reverting or self.revert_failed:
+            return True
+        parent = self.specs[name].parent
+        while parent is not None:
+            if parent in reverting:
+                return True
+            parent = self.specs[parent].parent
+        return False
+
+    def _inside_repeat(self, name: str, scope: str) -> bool:
+        """Whether `name` is part of a repeat's copy within `scope` (made when it starts)."""
+        parent = self.specs[name].parent
+        while parent is not None and parent != scope:
+            if self.specs[parent].kind == REPEAT:
+                return True
+            parent = self.specs[parent].parent
+        return False
+
+    def _first_attempt(self, name: str) -> int:
+        parent = self.specs[name].parent
+        while parent is not None:
+            spec = self.specs[parent]
+            if spec.kind == RETRY:
+                saved = self.records[parent].result
+                if isinstance(saved, dict) and name in saved.get(_FIRST_ATTEMPTS, {}):
+                    return int(saved[_FIRST_ATTEMPTS][name])
+            parent = spec.parent
+        return 1
+
+    def _enqueue(self, name: str) -> None:
+        rec = self.records[name]
+        if rec.not_before is not None:
+            heapq.heappush(self._s.delayed, (rec.not_before, self.specs[name].key, name))
+        else:
+            self._s.ready.append(name)
+
+    # -- deciding ----------------------------------------------------------------------
+    def decide(self, now: float, *, start: bool = True) -> Decision:
+        """What to save and start now. Call after every batch of outcomes.
+
+        With `start=False` (paused or stopping) nothing is started: only the pending
+        execution-level change and the wake-up time are reported.
+        """
+        s = self._s
+        changes: list[AtomRecord] = []
+        starts: list[Invocation] = []
+        if start:
+            while s.delayed and s.delayed[0][0] <= now:
+                s.ready.append(heapq.heappop(s.delayed)[2])
+            while s.ready and self.final is None:
+                name = s.ready.popleft()
+                self._start(name, now, changes, starts)
+            if s.reverting and self.final is None:
+                self._advance_reverts(now, changes, starts)
+        execution, self._execution = self._execution, None
+        if self.final is not None:
+            execution = self.final
+        busy = [kind for kind in s.in_flight.values() if kind != _DELEGATED]
+        return Decision(
+            records=changes,
+            starts=starts,
+            execution=execution,
+            wake_at=s.delayed[0][0] if s.delayed and self.final is None else None,
+            finished=self.final is not None,
+            only_delegated=(self.final is None and not busy and not starts and not s.delayed
+                            and not s.ready and len(s.in_flight) > 0),
+        )
+
+    @property
+    def busy(self) -> int:
+        """How many attempts (executes and reverts) are in flight, delegated ones excluded."""
+        return sum(1 for kind in self._s.in_flight.values() if kind != _DELEGATED)
+
+    def _start(self, name: str, now: float, changes: list[AtomRecord],
+               starts: list[Invocation]) -> None:
+        s = self._s
+        rec = self.records.get(name)
+        spec = self.specs.get(name)
+        if rec is None or spec is None:
+            return
+        rerun = name in s.rerun
+        if rerun:
+            s.rerun.discard(name)
+        elif (rec.state is not AtomState.PENDING or s.unmet.get(name, 1) != 0
+              or self._frozen(name) or not self._parent_started(spec)):
+            return
+        if rec.not_before is not None and rec.not_before > now:
+            heapq.heappush(s.delayed, (rec.not_before, spec.key, name))
+            return
+        rec.state = AtomState.RUNNING
+        rec.intention = Intention.EXECUTE
+        rec.attempt = rec.attempt if rec.attempt > 0 else 1
+        rec.started_at = now
+        rec.finished_at = None
+        rec.not_before = None
+        changes.append(rec)
+        if spec.kind == TASK:
+            assert spec.task is not None
+            s.in_flight[name] = EXECUTE
+            starts.append(Invocation(name, EXECUTE, rec.attempt, spec.task,
+                                     self._kwargs(spec), timeout=spec.timeout))
+            return
+        if spec.kind == REPEAT:
+            assert spec.over is not None
+            items = self._value(spec.over)
+            if not isinstance(items, list):
+                kind = type(items)
+                error = TypeError(
+                    f"repeat {name!r}: {spec.over.describe()} must be a list, not "
+                    f"{kind.__module__}.{kind.__qualname__}"
+                )
+                self._fail_atom(name, AttemptFailure.from_exception(error, retryable=False),
+                                now, changes)
+                return
+        children = self._children(spec, expand=True)
+        s.open_children[name] = 0
+        for child in children:
+            s.open_children[name] += 1
+            s.unmet[child] = len(self.specs[child].preds)
+            if s.unmet[child] == 0:
+                self._enqueue(child)
+        if not children:
+            self._container_done(name, now, changes)
+
+    def _parent_started(self, spec: AtomSpec) -> bool:
+        return spec.parent is None or self.records[spec.parent].state is AtomState.RUNNING
+
+    # -- outcomes -------------------------------------------------------------------------
+    def _current(self, name: str, attempt: int, *states: AtomState) -> AtomRecord | None:
+        rec = self.records.get(name)
+        if rec is None or rec.state not in states or rec.attempt != attempt:
+            return None
+        if self._s.in_flight.get(name) not in (EXECUTE, _DELEGATED):
+            return None
+        return rec
+
+    def on_success(self, name: str, attempt: int, result: Any, now: float) -> list[AtomRecord]:
+        """Attempt `attempt` of `name` returned `result` (JSON, already checked). Returns the
+        records to save. Outcomes of attempts that are no longer current are ignored."""
+        rec = self._current(name, attempt, AtomState.RUNNING)
+        if rec is None:
+            return []
+        spec = self.specs[name]
+        problem = _shape_problem(spec, result)
+        if problem is not None:
+            return self.on_failure(name, attempt, AttemptFailure(
+                Failure(type_name(ResultMismatch), problem), (type_name(ResultMismatch),),
+                retryable=False), now)
+        del self._s.in_flight[name]
+        rec.state = AtomState.SUCCESS
+        rec.result = result
+        rec.failure = None
+        rec.finished_at = now
+        changes = [rec]
+        if not self._frozen(name):
+            self._succeeded(name, now, changes)
+        return changes
+
+    def on_failure(self, name: str, attempt: int, failure: AttemptFailure, now: float
+                   ) -> list[AtomRecord]:
+        """Attempt `attempt` of `name` failed (raised, timed out, returned bad data)."""
+        rec = self._current(name, attempt, AtomState.RUNNING, AtomState.DELEGATED)
+        if rec is None:
+            return []
+        del self._s.in_flight[name]
+        changes: list[AtomRecord] = []
+        self._fail_atom(name, failure, now, changes)
+        return changes
+
+    def on_delegated(self, name: str, attempt: int, now: float) -> list[AtomRecord]:
+        """The attempt handed its work to a third party; it completes from outside."""
+        rec = self._current(name, attempt, AtomState.RUNNING)
+        if rec is None:
+            return []
+        rec.state = AtomState.DELEGATED
+        self._s.in_flight[name] = _DELEGATED
+        return [rec]
+
+    def on_delegation_done(self, name: str, attempt: int, now: float, *, result: Any = None,
+                           failure: AttemptFailure | None = None) -> list[AtomRecord]:
+        """A delegated attempt was completed from outside, with a result or a failure."""
+        rec = self._current(name, attempt, AtomState.DELEGATED)
+        if rec is None:
+            return []
+        if failure is not None:
+            return self.on_failure(name, attempt, failure, now)
+        rec.state = AtomState.RUNNING
+        return self.on_success(name, attempt, result, now)
+
+    def on_reverted(self, name: str, now: float) -> list[AtomRecord]:
+        """The revert of `name` finished."""
+        return self._revert_done(name, now, None)
+
+    def on_revert_failed(self, name: str, failure: AttemptFailure, now: float
+                         ) -> list[AtomRecord]:
+        """The revert of `name` raised: compensation stops; the execution will end FAILED."""
+        return self._revert_done(name, now, failure)
+
+    def cancel(self, now: float) -> list[AtomRecord]:
+        """Stop starting tasks and revert what completed; ends REVERTED with a Cancelled
+        failure (unless already finished or failing)."""
+        if self.final is not None or None in self._s.reverting:
+            return []
+        changes: list[AtomRecord] = []
+        error = Cancelled("the execution was cancelled")
+        self._fail_flow(Failure(type_name(Cancelled), str(error)), changes)
+        return changes
+
+    # -- forward progress ------------------------------------------------------------------
+    def _succeeded(self, name: str, now: float, changes: list[AtomRecord]) -> None:
+        s = self._s
+        spec = self.specs[name]
+        for succ in spec.succs:
+            s.unmet[succ] -= 1
+            if s.unmet[succ] == 0 and self.records[succ].state is AtomState.PENDING:
+                self._enqueue(succ)
+        parent = spec.parent
+        s.open_children[parent] -= 1
+        if s.open_children[parent] == 0:
+            if parent is None:
+                self._finish_success(changes)
+            else:
+                self._container_done(parent, now, changes)
+
+    def _container_done(self, name: str, now: float, changes: list[AtomRecord]) -> None:
+        spec = self.specs[name]
+        rec = self.records[name]
+        if spec.kind == REPEAT:
+            assert spec.over is not None
+            items = self._value(spec.over)
+            results = []
+            for index in range(len(items)):
+                found = {d: self._value(src) for d, src in collect_sources(spec, index)}
+                results.append(next(iter(found.values())) if len(found) == 1 else found)
+            rec.result = results
+        rec.state = AtomState.SUCCESS
+        rec.finished_at = now
+        changes.append(rec)
+        if not self._frozen(name):
+            self._succeeded(name, now, changes)
+
+    def _finish_success(self, changes: list[AtomRecord]) -> None:
+        self.final = ExecutionChange(ExecutionState.SUCCESS, result=self.flow_result())
+
+    # -- failures --------------------------------------------------------------------------
+    def _fail_atom(self, name: str, failure: AttemptFailure, now: float,
+                   changes: list[AtomRecord]) -> None:
+        spec = self.specs[name]
+        rec = self.records[name]
+        rec.failure = failure.failure
+        rec.finished_at = now
+        changes.append(rec)
+        if self._frozen(name):
+            rec.state = AtomState.FAILURE
+            return
+        policy = spec.retry
+        if spec.kind == TASK and policy is not None and failure.retryable:
+            used = rec.attempt - self._first_attempt(name)
+            if used < policy.times and policy.matches(failure.kinds):
+                rec.state = AtomState.PENDING
+                rec.intention = Intention.RETRY
+                rec.attempt += 1
+                rec.not_before = now + policy.delay_for(used + 1, self.random)
+                self._enqueue(name)
+                return
+        rec.state = AtomState.FAILURE
+        self._escalate(spec.parent, failure, changes)
+
+    def _escalate(self, scope: str | None, failure: AttemptFailure,
+                  changes: list[AtomRecord]) -> None:
+        while scope is not None:
+            spec = self.specs[scope]
+            rec = self.records[scope]
+            if spec.kind == RETRY:
+                assert spec.retry is not None
+                used = rec.attempt - self._first_attempt(scope)
+                rec.failure = failure.failure
+                changes.append(rec)
+                if (failure.retryable and used < spec.retry.times
+                        and spec.retry.matches(failure.kinds)):
+                    rec.intention = Intention.RETRY
+                    self._begin_revert(scope, retry=True)
+                    return
+                rec.state = AtomState.FAILURE
+            scope = spec.parent
+        self._fail_flow(failure.failure, changes)
+
+    def _fail_flow(self, failure: Failure, changes: list[AtomRecord]) -> None:
+        if self.failure is None:
+            self.failure = failure
+        self._begin_revert(None, retry=False)
+        self._execution = ExecutionChange(ExecutionState.RUNNING, failure=self.failure)
+
+    # -- reverting -----------------------------------------------------------------------
+    def _begin_revert(self, scope: str | None, *, retry: bool) -> None:
+        reverting = self._s.reverting
+        for inner in [r for r in reverting if r is not None and r != scope]:
+            if self._in_scope(inner, scope):
+                del reverting[inner]
+        reverting[scope] = _Revert(retry=retry)
+
+    def _busy_in(self, scope: str | None) -> bool:
+        s = self._s
+        return any(self._in_scope(n, scope) for n in (*s.in_flight, *s.rerun))
+
+    def _advance_reverts(self, now: float, changes: list[AtomRecord],
+                         starts: list[Invocation]) -> None:
+        for scope, revert in list(self._s.reverting.items()):
+            if revert.current is not None or self._busy_in(scope):
+                continue
+            if revert.queue is None:
+                revert.queue = sorted(
+                    (n for n, spec in self.specs.items()
+                     if spec.kind == TASK and n != scope and self._in_scope(n, scope)
+                     and self.records[n].state in (AtomState.SUCCESS, AtomState.REVERTING)),
+                    key=lambda n: self.specs[n].key,
+                )
+            while revert.queue and not self.revert_failed:
+                name = revert.queue.pop()
+                spec = self.specs[name]
+                rec = self.records[name]
+                rec.intention = Intention.REVERT
+                changes.append(rec)
+                assert spec.task is not None
+                if not spec.task.has_revert:
+                    rec.state = AtomState.REVERTED
+                    rec.finished_at = now
+                    continue
+                rec.state = AtomState.REVERTING
+                revert.current = name
+                self._s.in_flight[name] = REVERT
+                starts.append(Invocation(name, REVERT, rec.attempt, spec.task,
+                                         self._kwargs(spec), result=rec.result))
+                break
+            else:
+                self._finish_revert(scope, revert, now, changes)
+
+    def _revert_done(self, name: str, now: float, failure: AttemptFailure | None
+                     ) -> list[AtomRecord]:
+        rec = self.records.get(name)
+        if rec is None or self._s.in_flight.get(name) != REVERT:
+            return []
+        del self._s.in_flight[name]
+        for revert in self._s.reverting.values():
+            if revert.current == name:
+                revert.current = None
+        rec.finished_at = now
+        if failure is None:
+            rec.state = AtomState.REVERTED
+        else:
+            rec.state = AtomState.REVERT_FAILURE
+            rec.failure = failure.failure
+            self.revert_failed = True
+            if self.failure is None:
+                scope_failures = [self.records[s].failure for s in self._s.reverting
+                                  if s is not None]
+                self.failure = next((f for f in scope_failures if f), failure.failure)
+            self._execution = ExecutionChange(ExecutionState.RUNNING, failure=self.failure)
+        return [rec]
+
+    def _finish_revert(self, scope: str | None, revert: _Revert, now: float,
+                       changes: list[AtomRecord]) -> None:
+        if self.revert_failed or scope is None:
+            if self._busy_in(None):
+                return
+            self._finish_failed(now, changes)
+            return
+        del self._s.reverting[scope]
+        self._restart(scope, now, changes)
+
+    def _finish_failed(self, now: float, changes: list[AtomRecord]) -> None:
+        for name, spec in self.specs.items():
+            rec = self.records[name]
+            if rec.state is AtomState.PENDING:
+                rec.state = AtomState.IGNORED
+                rec.intention = Intention.IGNORE
+                rec.not_before = None
+                changes.append(rec)
+            elif spec.kind != TASK and rec.state in (AtomState.RUNNING, AtomState.SUCCESS):
+                rec.state = AtomState.REVERTED if not self.revert_failed else rec.state
+                rec.intention = Intention.REVERT
+                changes.append(rec)
+        state = ExecutionState.FAILED if self.revert_failed else ExecutionState.REVERTED
+        self.final = ExecutionChange(state, failure=self.failure)
+
+    def _restart(self, scope: str, now: float, changes: list[AtomRecord]) -> None:
+        """Run a reverted retry scope again: every atom in it back to PENDING."""
+        s = self._s
+        spec = self.specs[scope]
+        rec = self.records[scope]
+        assert spec.retry is not None
+        used = rec.attempt - self._first_attempt(scope)
+        delay = spec.retry.delay_for(used + 1, self.random)
+        members = [n for n in self.specs if n != scope and self._in_scope(n, scope)]
+        copies = [n for n in members if self._inside_repeat(n, scope)]
+        first: dict[str, int] = {}
+        for name in members:
+            old = self.records[name]
+            ran = old.state is not AtomState.PENDING and old.attempt > 0
+            next_attempt = old.attempt + 1 if ran else old.attempt
+            first[name] = max(next_attempt, 1)
+            new = AtomRecord(name=name, kind=old.kind, attempt=next_attempt)
+            self.records[name] = new
+            changes.append(new)
+            s.unmet.pop(name, None)
+            s.rerun.discard(name)
+        for name in copies:
+            del self.specs[name]
+        rec.attempt += 1
+        rec.intention = Intention.EXECUTE
+        rec.result = {_FIRST_ATTEMPTS: first}
+        changes.append(rec)
+        s.open_children[scope] = 0
+        for child in spec.children:
+            s.open_children[scope] += 1
+            s.unmet[child] = len(self.specs[child].preds)
+            child_rec = self.records[child]
+            child_rec.not_before = now + delay if delay > 0 else None
+            if s.unmet[child] == 0:
+                self._enqueue(child)
+
+
+def _shape_problem(spec: AtomSpec, result: Any) -> str | None:
+    """Why `result` cannot be unpacked into the names the task provides, or None."""
+    if not spec.unpack:
+        return None
+    names = spec.provides
+    if isinstance(result, dict):
+        missing = [n for n in names if n not in result]
+        if missing:
+            return (f"task {spec.name!r} provides {list(names)} but its result (a dict) lacks "
+                    f"{missing}")
+        return None
+    if isinstance(result, (list, tuple)):
+        if len(result) != len(names):
+            return (f"task {spec.name!r} provides {list(names)} but returned {len(result)} "
+                    "values")
+        return None
+    return (f"task {spec.name!r} provides {list(names)} but returned "
+            f"{type(result).__name__}, not a list/tuple or dict")

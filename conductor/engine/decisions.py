@@ -1,0 +1,59 @@
+"""What the passive core hands the runner: invocations to dispatch and decisions to save."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from conductor.flow.retry import exception_kinds
+from conductor.flow.task import Task
+from persistence.records import AtomRecord, ExecutionChange, Failure
+
+EXECUTE = "execute"
+REVERT = "revert"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One call to make: `action` ("execute" or "revert") of atom `name`'s task, attempt
+    `attempt`, with `kwargs` (and, for revert, the saved `result`)."""
+
+    name: str
+    action: str
+    attempt: int
+    task: Task
+    kwargs: dict[str, Any]
+    result: Any = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class AttemptFailure:
+    """A failed attempt as data: the Failure to save, the names its exception classes answer
+    to (matched by retry policies), and whether retrying could help at all."""
+
+    failure: Failure
+    kinds: tuple[str, ...] = ()
+    retryable: bool = True
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, *, retryable: bool = True) -> AttemptFailure:
+        return cls(Failure.from_exception(exc), exception_kinds(exc), retryable)
+
+
+@dataclass
+class Decision:
+    """The core's answer to "what now?".
+
+    Save `records` (and `execution`, when set) in one fenced write, THEN dispatch `starts`.
+    `wake_at`: the earliest time a delayed retry becomes runnable. `finished`: the execution
+    reached its final state (in `execution`). `only_delegated`: nothing can run or is running
+    except delegated tasks (the execution may be parked).
+    """
+
+    records: list[AtomRecord] = field(default_factory=list)
+    starts: list[Invocation] = field(default_factory=list)
+    execution: ExecutionChange | None = None
+    wake_at: float | None = None
+    finished: bool = False
+    only_delegated: bool = False
