@@ -1,0 +1,311 @@
+"""JobBoard: the job board API (see docs/jobboard.md for layout, protocol and guarantees).
+
+One JobBoard per kazoo client. Producers call post/wait; conductors call claim_next (or claim)
+and then complete, release, park or trash with their Claim; operators list, trash, restore,
+wake and update. Connection events (SUSPENDED/RECONNECTED/LOST/NEW_SESSION) and claim
+notifications are delivered on the board's own event thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NodeExistsError
+from kazoo.security import ACL, OPEN_ACL_UNSAFE
+
+from jobboard.admin import Admin
+from jobboard.claims import ClaimProtocol
+from jobboard.connect import TLSOptions, connect
+from jobboard.context import BoardContext, translate_errors
+from jobboard.errors import AlreadyClaimed, ClaimConflict, InvalidJob, JobNotFound
+from jobboard.events import BoardListener, EventDispatcher
+from jobboard.held import HeldClaims
+from jobboard.model import Claim, Job, Outcome
+from jobboard.naming import BoardPaths, check_name
+from jobboard.outcomes import Outcomes
+from jobboard.posting import Poster
+from jobboard.presence import Presence
+from jobboard.reading import Reader
+from jobboard.session import SessionTracker
+from jobboard.watching import BoardWatcher
+
+STAMPEDE_WIDTH = 8
+_SKIPPABLE = (AlreadyClaimed, JobNotFound, InvalidJob, ClaimConflict)
+
+
+class JobBoard:
+    """The job board under `root` on a started kazoo client.
+
+    `acl` defaults to the client's `default_acl` (set by `connect(credentials=...)`), else open.
+    `op_timeout` bounds how long an operation waits for a lost connection to come back.
+    """
+
+    def __init__(
+        self,
+        client: KazooClient,
+        root: str = "/conductor",
+        *,
+        acl: list[ACL] | None = None,
+        op_timeout: float | None = None,
+        stampede_width: int = STAMPEDE_WIDTH,
+    ) -> None:
+        paths = BoardPaths(root)
+        acl = list(acl or client.default_acl or OPEN_ACL_UNSAFE)
+        events = EventDispatcher()
+        session = SessionTracker(client, paths, acl, events)
+        session_timeout = client._session_timeout / 1000
+        timeout = op_timeout if op_timeout is not None else max(30.0, 3 * session_timeout)
+        self._ctx = BoardContext(client, paths, acl, session, events, timeout)
+        self._owns_client = False
+        self._stampede_width = max(1, stampede_width)
+        self._random = random.Random()
+        self._held = HeldClaims(self._ctx)
+        self._watcher = BoardWatcher(self._ctx, self._held)
+        self._claims = ClaimProtocol(self._ctx, self._held, self._watcher.start)
+        self._reader = Reader(self._ctx)
+        self._poster = Poster(self._ctx, self._reader)
+        self._admin = Admin(self._ctx)
+        self._outcomes = Outcomes(self._ctx)
+        self._presence = Presence(self._ctx)
+        session.on_lost(lambda: self._held.lose_all("the ZooKeeper session was lost (expired)"))
+        self._create_folders()
+
+    @classmethod
+    def connect(
+        cls,
+        hosts: str,
+        root: str = "/conductor",
+        *,
+        session_timeout: float = 10.0,
+        credentials: str | None = None,
+        tls: TLSOptions | None = None,
+        **board_kwargs: Any,
+    ) -> JobBoard:
+        """Connect a client of the board's own (closed by `close()`) and open the board."""
+        client = connect(hosts, session_timeout=session_timeout, credentials=credentials, tls=tls)
+        try:
+            board = cls(client, root, **board_kwargs)
+        except BaseException:
+            client.stop()
+            client.close()
+            raise
+        board._owns_client = True
+        return board
+
+    @translate_errors
+    def _create_folders(self) -> None:
+        client = self._ctx.client
+        for path in self._ctx.paths.areas():
+            if self._ctx.read(client.exists, path) is None:
+                with contextlib.suppress(NodeExistsError):
+                    self._ctx.read(client.ensure_path, path, self._ctx.acl)
+
+    def close(self) -> None:
+        """Stop watching and delivering events (and close the client if the board made it)."""
+        self._watcher.stop()
+        self._ctx.session.close()
+        self._ctx.events.close()
+        if self._owns_client:
+            self._ctx.client.stop()
+            self._ctx.client.close()
+
+    def __enter__(self) -> JobBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def client(self) -> KazooClient:
+        return self._ctx.client
+
+    @property
+    def paths(self) -> BoardPaths:
+        return self._ctx.paths
+
+    @property
+    def session_id(self) -> int | None:
+        return self._ctx.session.session_id
+
+    @property
+    def watcher(self) -> BoardWatcher:
+        """The incremental view (started by the first claim; see `watch()`)."""
+        return self._watcher
+
+    def watch(self, timeout: float | None = None) -> None:
+        """Start the claimable view now (the first claim otherwise does it)."""
+        translate_errors(self._watcher.start)(timeout)
+
+    def add_listener(self, listener: BoardListener) -> None:
+        """Call `listener(BoardEvent)` on the board's event thread for every board event."""
+        self._ctx.events.add_listener(listener)
+
+    def remove_listener(self, listener: BoardListener) -> None:
+        self._ctx.events.remove_listener(listener)
+
+    # -- producers ---------------------------------------------------------------------------
+    @translate_errors
+    def post(
+        self,
+        name: str,
+        flow: str,
+        inputs: dict[str, Any] | None = None,
+        priority: int = 0,
+        key: str | None = None,
+    ) -> Job:
+        """Post a job; with `key`, a second post of the same key returns the first job."""
+        return self._poster.post(name, flow, {} if inputs is None else inputs, priority, key)
+
+    @translate_errors
+    def wait(self, job_id: str, timeout: float | None = None) -> Outcome:
+        """Block until the job is completed or trashed (watch-driven); WaitTimeout after
+        `timeout` seconds."""
+        return self._outcomes.wait(job_id, timeout)
+
+    @translate_errors
+    def purge_outcomes(self, older_than: float) -> int:
+        """Delete outcomes (and their idempotency keys) completed over `older_than` s ago."""
+        return self._outcomes.purge(older_than)
+
+    # -- reading -----------------------------------------------------------------------------
+    @translate_errors
+    def jobs(self) -> list[Job]:
+        """Every job on the board: UNCLAIMED, CLAIMED, PARKED; priority first, then FIFO."""
+        return self._reader.pending_and_parked()
+
+    @translate_errors
+    def get(self, job_id: str) -> Job:
+        """One job in any state (also COMPLETED and TRASHED)."""
+        return self._reader.get(job_id)
+
+    @translate_errors
+    def parked(self) -> list[Job]:
+        return self._reader.parked()
+
+    @translate_errors
+    def trashed(self) -> list[Job]:
+        return self._reader.trashed()
+
+    @translate_errors
+    def get_trashed(self, job_id: str) -> Job:
+        return self._reader.get_trashed(job_id)
+
+    # -- conductors --------------------------------------------------------------------------
+    @translate_errors
+    def claim(self, job_id: str, owner: str) -> Claim:
+        """Claim one job for `owner` (a member id); AlreadyClaimed names the current owner."""
+        return self._claims.claim(job_id, owner)
+
+    @translate_errors
+    def claim_next(
+        self,
+        owner: str,
+        timeout: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> Claim | None:
+        """Claim the best claimable job, blocking until there is one.
+
+        None after `timeout` seconds or once `stop` is set. Picks among the first few jobs of
+        the best priority band in a random order, so claimers do not all race for one job.
+        """
+        check_name("owner id", owner)
+        self._watcher.start()
+        view = self._watcher.view
+        deadline = None if timeout is None else time.monotonic() + timeout
+        excluded: set[str] = set()
+        excluded_at = -1
+        while True:
+            with view.condition:
+                while True:
+                    if stop is not None and stop.is_set():
+                        return None
+                    if excluded and view.generation != excluded_at:
+                        excluded.clear()
+                    candidates = view.candidates(self._stampede_width, excluded)
+                    if candidates:
+                        break
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return None
+                    if stop is not None:  # a threading.Event cannot wake a Condition
+                        remaining = 0.2 if remaining is None else min(remaining, 0.2)
+                    view.condition.wait(remaining)
+                generation = view.generation
+            self._random.shuffle(candidates)
+            for job_id in candidates:
+                try:
+                    return self._claims.claim(job_id, owner)
+                except _SKIPPABLE:
+                    excluded.add(job_id)
+                    excluded_at = generation
+
+    @translate_errors
+    def release(self, claim: Claim, updates: dict[str, Any] | None = None) -> None:
+        """Give the job back, merging `updates` into its document."""
+        self._claims.release(claim, updates)
+
+    @translate_errors
+    def complete(self, claim: Claim, outcome: dict[str, Any]) -> None:
+        """Finish the job with `outcome`; ClaimLost (nothing changed) if the claim is gone."""
+        self._claims.complete(claim, outcome)
+
+    @translate_errors
+    def park(
+        self, claim: Claim, until: float | None = None, updates: dict[str, Any] | None = None
+    ) -> None:
+        """Park the held job (not claimable) until `wake`; `until` is a deadline to enforce."""
+        self._claims.park(claim, until, updates)
+
+    @translate_errors
+    def wake(self, job_id: str, updates: dict[str, Any] | None = None) -> bool:
+        """Make a parked job claimable again; False if it was not parked."""
+        return self._admin.wake(job_id, updates)
+
+    @translate_errors
+    def trash(
+        self, job_id: str, reason: str, claim: Claim | None = None, force: bool = False
+    ) -> None:
+        """Dead-letter a job: with the caller's claim, or as an operator (a job claimed by
+        someone else is refused unless `force`)."""
+        if claim is not None:
+            if claim.job_id != job_id:
+                raise ValueError(f"claim is for job {claim.job_id}, not {job_id}")
+            self._claims.trash(claim, reason)
+        else:
+            self._admin.trash(job_id, reason, force)
+
+    @translate_errors
+    def restore(self, job_id: str, document: dict[str, Any] | None = None) -> Job:
+        """Put a trashed job back on the board (same id, attempts reset)."""
+        return self._admin.restore(job_id, document)
+
+    @translate_errors
+    def update(self, job_id: str, updates: dict[str, Any]) -> Job:
+        """Merge `updates` into a pending or parked job (e.g. a cancel flag)."""
+        return self._admin.update(job_id, updates)
+
+    def held_claims(self) -> list[Claim]:
+        """Claims this board holds right now."""
+        return self._held.all()
+
+    # -- presence ----------------------------------------------------------------------------
+    @translate_errors
+    def register(
+        self, kind: str, member_id: str, info: dict[str, Any] | None = None, wait: float = 0.0
+    ) -> dict[str, Any]:
+        """Register presence as `<root>/<kind>/<member_id>`, renewed in every new session."""
+        return self._presence.register(kind, member_id, info, wait)
+
+    @translate_errors
+    def unregister(self, kind: str, member_id: str) -> None:
+        self._presence.unregister(kind, member_id)
+
+    @translate_errors
+    def members(self, kind: str) -> list[dict[str, Any]]:
+        return self._presence.members(kind)

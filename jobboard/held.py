@@ -1,0 +1,102 @@
+"""Claims held by this board, and how their holders learn they changed or were lost.
+
+Fed by the board's persistent watches (job deleted, claim deleted, job document changed) and by
+session events (LOST). A claim is marked lost at once (its `lost` event is set on the thread that
+learns it), and its listeners are called on the board's event thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from kazoo.exceptions import ConnectionLoss, NoNodeError, SessionExpiredError
+
+from jobboard.context import BoardContext
+from jobboard.documents import DocumentError, decode_job
+from jobboard.model import Claim
+
+log = logging.getLogger(__name__)
+
+
+class HeldClaims:
+    """job id -> Claim for the claims this board holds."""
+
+    def __init__(self, ctx: BoardContext) -> None:
+        self.ctx = ctx
+        self._lock = threading.Lock()
+        self._claims: dict[str, Claim] = {}
+
+    def add(self, claim: Claim) -> None:
+        with self._lock:
+            self._claims[claim.job_id] = claim
+
+    def remove(self, claim: Claim) -> None:
+        with self._lock:
+            if self._claims.get(claim.job_id) is claim:
+                del self._claims[claim.job_id]
+
+    def get(self, job_id: str) -> Claim | None:
+        with self._lock:
+            return self._claims.get(job_id)
+
+    def all(self) -> list[Claim]:
+        with self._lock:
+            return list(self._claims.values())
+
+    def lose(self, claim: Claim, reason: str) -> None:
+        """Mark `claim` lost (once) and notify its listeners."""
+        self.remove(claim)
+        if claim.lost.is_set():
+            return
+        claim.lost_reason = reason
+        claim.lost.set()
+        log.info("claim on job %s lost: %s", claim.job_id, reason)
+        self.ctx.events.call(lambda: claim._notify("lost"))
+
+    def lose_all(self, reason: str) -> None:
+        for claim in self.all():
+            self.lose(claim, reason)
+
+    # -- watch events (kazoo's callback thread) ------------------------------------------------
+    def claim_removed(self, job_id: str) -> None:
+        claim = self.get(job_id)
+        if claim is not None and not claim.closing:
+            self.lose(claim, "the claim node was removed by someone else")
+
+    def job_removed(self, job_id: str) -> None:
+        claim = self.get(job_id)
+        if claim is not None and not claim.closing:
+            self.lose(claim, "the job was removed from the board by someone else")
+
+    def job_changed(self, job_id: str) -> None:
+        """Tell the holder the job document changed (e.g. a cancel flag was set)."""
+        claim = self.get(job_id)
+        if claim is None or claim.closing or claim.lost.is_set():
+            return
+        try:
+            data, stat = self.ctx.client.get(self.ctx.paths.job(job_id))
+            document = decode_job(job_id, data)
+        except (NoNodeError, ConnectionLoss, SessionExpiredError, DocumentError):
+            return  # removal and reconnection are handled by their own events
+        # A later claim would have raised `attempts`: only a document of our claim is adopted.
+        if stat.version <= claim.version or document["attempts"] != claim.document["attempts"]:
+            return
+        if document == claim.document:
+            return
+        claim.document = document
+        self.ctx.events.call(lambda: claim._notify("changed"))
+
+    def verify_after_resync(self, claimed_ids: set[str]) -> None:
+        """After a reconnection: claims whose node is gone or not ours any more are lost."""
+        for claim in self.all():
+            if claim.closing:
+                continue
+            if claim.job_id not in claimed_ids:
+                self.lose(claim, "the claim node disappeared while disconnected")
+                continue
+            stat = self.ctx.client.exists(self.ctx.paths.claim(claim.job_id))
+            if stat is None or stat.czxid != claim.epoch:
+                self.lose(claim, "the claim node was replaced while disconnected")
+            else:
+                self.job_changed(claim.job_id)
