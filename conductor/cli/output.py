@@ -1,0 +1,65 @@
+"""How CLI commands print: aligned tables for people, one JSON document for programs."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+
+def emit_json(data: Any, stream: TextIO | None = None) -> None:
+    """One JSON document on stdout, newline-terminated."""
+    out = stream or sys.stdout
+    out.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def emit_table(
+    rows: Sequence[Sequence[Any]], headers: Sequence[str], stream: TextIO | None = None
+) -> None:
+    """Columns aligned to their widest cell; `-` for missing values; nothing but headers if empty."""
+    out = stream or sys.stdout
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))
+    out.write(line.rstrip() + "\n")
+    for row in cells:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    return str(value)
+
+
+def age(since: float | None, now: float | None = None) -> str | None:
+    """A compact age like 4s, 12m, 3h, 2d."""
+    if since is None:
+        return None
+    return duration(max(0.0, (now if now is not None else time.time()) - since))
+
+
+def duration(seconds: float | None) -> str | None:
+    """A compact duration: 850ms, 4.2s, 12m, 3h, 2d."""
+    if seconds is None:
+        return None
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def timestamp(value: float | None) -> str | None:
+    """UTC ISO-8601 with seconds, or None."""
+    if value is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))

@@ -1,0 +1,185 @@
+"""Conductor settings from defaults, a YAML config file, environment variables and flags.
+
+Precedence, highest first: command-line flags, environment variables (CONDUCTOR_<NAME>), the YAML
+config file (--config or CONDUCTOR_CONFIG), built-in defaults. Every setting has one name used in
+all four places: `max_jobs` is `--max-jobs`, `CONDUCTOR_MAX_JOBS` and `max_jobs:` in the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "CONDUCTOR_"
+
+
+class ConfigError(ValueError):
+    """A setting is unknown or has a bad value; the message names the setting and its source."""
+
+
+def default_db_url() -> str:
+    """SQLite file under the user's data directory (shared by conductors on this machine)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return f"sqlite:///{Path(base) / 'zkconductor' / 'conductor.sqlite'}"
+
+
+def default_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class Settings:
+    """Everything a conductor process (or a CLI command) needs to know."""
+
+    zk: str = "127.0.0.1:2181"
+    root: str = "/conductor"
+    db: str = field(default_factory=default_db_url)
+    flows: list[str] = field(default_factory=list)
+    name: str = field(default_factory=default_name)
+    max_jobs: int = 4
+    session_timeout: float = 10.0
+    grace: float = 30.0
+    max_crashes: int = 3
+    max_declines: int = 20
+    release_backoff: float = 5.0
+    outcome_retention: float = 7 * 24 * 3600.0
+    zk_auth: str | None = field(default=None, repr=False)  # "user:password": a secret
+    zk_tls: bool = False
+    zk_certfile: str | None = None
+    zk_keyfile: str | None = None
+    zk_ca: str | None = None
+    http: str | None = None
+    http_secret: str | None = field(default=None, repr=False)
+    http_url: str | None = None
+    log_level: str = "INFO"
+
+    def describe(self) -> dict[str, Any]:
+        """Settings safe to print or log: secrets replaced by '***'."""
+        shown = dataclasses.asdict(self)
+        for secret in SECRET_SETTINGS:
+            if shown.get(secret):
+                shown[secret] = "***"
+        shown["db"] = mask_url(self.db)
+        return shown
+
+
+SECRET_SETTINGS = ("zk_auth", "http_secret")
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by '***'."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, has_password, _ = creds.partition(":")
+    return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> Settings:
+    """Merge the sources by precedence. `flags` holds only the options given on the command line."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_file or env.get(f"{ENV_PREFIX}CONFIG")
+    if path:
+        values.update(_from_file(path))
+    for name in _FIELDS:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _coerce(name, raw, f"environment variable {ENV_PREFIX}{name.upper()}")
+    for name, value in (flags or {}).items():
+        if value is None:
+            continue
+        if name not in _FIELDS:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, value, f"option --{name.replace('_', '-')}")
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _from_file(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of setting: value")
+    values = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in _FIELDS:
+            known = ", ".join(sorted(_FIELDS))
+            raise ConfigError(f"config file {path}: unknown setting {key!r} (known: {known})")
+        values[name] = _coerce(name, value, f"config file {path}, setting {key!r}")
+    return values
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError
+        if kind == "list[str]":
+            if isinstance(value, str):
+                return [part for part in (p.strip() for p in value.split(",")) if part]
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return list(value)
+            raise ValueError
+    except (TypeError, ValueError):
+        wanted = {"int": "an integer", "float": "a number", "bool": "true or false",
+                  "list[str]": "a list of strings (or a comma-separated string)"}[str(kind)]
+        raise ConfigError(f"{source}: {name} must be {wanted}, got {value!r}") from None
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{source}: {name} must be a string, got {value!r}")
+    return value
+
+
+def _validate(settings: Settings) -> None:
+    if settings.max_jobs < 1:
+        raise ConfigError(f"max_jobs must be at least 1, got {settings.max_jobs}")
+    if settings.session_timeout < 1:
+        raise ConfigError(
+            f"session_timeout must be at least 1 second, got {settings.session_timeout}"
+        )
+    if settings.grace < 0:
+        raise ConfigError(f"grace must not be negative, got {settings.grace}")
+    if not settings.root.startswith("/") or (settings.root.endswith("/") and settings.root != "/"):
+        raise ConfigError(
+            f"root must be an absolute ZooKeeper path like /conductor, got {settings.root!r}"
+        )
+    if settings.zk_auth is not None and ":" not in settings.zk_auth:
+        raise ConfigError("zk_auth must look like user:password")
