@@ -47,6 +47,10 @@ class StoreOptions:
     """PostgreSQL: seconds to wait for a new connection."""
     keepalives_idle: int = 10
     """PostgreSQL: seconds of silence before TCP keepalive probes start (dead peer detection)."""
+    idle_in_transaction_timeout: float = 5.0
+    """PostgreSQL: seconds after which the server ends a session left idle inside a transaction
+    (a writer paused mid-transaction by GC, SIGSTOP or a partition), releasing its row locks so
+    the next owner is not blocked behind it. The store's own transactions never idle."""
     busy_timeout: float = 1.0
     """SQLite: seconds one statement waits on another process's lock before the retry loop
     (bounded by retry_for) takes over."""
@@ -110,14 +114,18 @@ def create_store_engine(url: str | URL, options: StoreOptions | None = None) -> 
     if backend == "postgresql":
         connect_args: dict[str, Any] = {}
         if parsed.get_driver_name() == "psycopg":
-            connect_args = {
+            defaults = {
                 "connect_timeout": max(1, round(options.connect_timeout)),
                 "keepalives": 1,
                 "keepalives_idle": options.keepalives_idle,
                 "keepalives_interval": max(1, options.keepalives_idle // 2),
                 "keepalives_count": 3,
                 "application_name": "zkconductor",
+                "options": "-c idle_in_transaction_session_timeout="
+                f"{max(1, round(options.idle_in_transaction_timeout * 1000))}",
             }
+            # Parameters given in the URL's query (?connect_timeout=...) win over these.
+            connect_args = {k: v for k, v in defaults.items() if k not in parsed.query}
         return create_engine(
             parsed,
             pool_size=options.pool_size,

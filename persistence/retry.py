@@ -37,6 +37,7 @@ _PG_TRANSIENT_STATES = frozenset(
         "40P01",  # deadlock_detected
         "55P03",  # lock_not_available
         "25006",  # read_only_sql_transaction (a failover left us on a standby)
+        "25P03",  # idle_in_transaction_session_timeout (we were paused mid-transaction)
     }
 )
 _SQLITE_TRANSIENT_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)

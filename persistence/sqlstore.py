@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
 
 from persistence import jsonvalue, sqlreads
 from persistence.connect import WRITE_OPTION, PreEncoded, StoreOptions, masked
@@ -47,6 +48,7 @@ from persistence.schema import atoms, delegations, executions, ownerships
 
 T = TypeVar("T")
 
+_ROWS_PER_STATEMENT = 200  # well under SQLite's and PostgreSQL's bound-parameter limits
 _ATOM_VALUE_COLUMNS = (
     "kind", "state", "intention", "attempt", "result", "failure",
     "not_before", "started_at", "finished_at",
@@ -71,17 +73,10 @@ class SqlStore:
             else engine
         )
         self._retrier = Retrier(self.options.retry_for, where=self.url)
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        upsert = insert(atoms)
-        self._upsert_atoms = upsert.on_conflict_do_update(
-            index_elements=[atoms.c.execution_id, atoms.c.name],
-            set_={name: upsert.excluded[name] for name in _ATOM_VALUE_COLUMNS},
-        )
-        self._insert_execution = insert(executions).on_conflict_do_nothing(
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self._atom_upserts: dict[int, Insert] = {}
+        self._insert_execution = self._insert(executions).on_conflict_do_nothing(
             index_elements=[executions.c.job_id]
-        )
-        self._insert_delegations = insert(delegations).on_conflict_do_nothing(
-            index_elements=[delegations.c.token_hash]
         )
         self._fence = update(executions).where(
             executions.c.id == bindparam("fence_id"),
@@ -190,8 +185,8 @@ class SqlStore:
                 if stored is None:
                     raise UnknownExecution(f"no execution {execution_id}")
                 raise Fenced(execution_id, epoch, stored)
-            if atom_rows:
-                conn.execute(self._upsert_atoms, atom_rows)
+            for first in range(0, len(atom_rows), _ROWS_PER_STATEMENT):
+                self._upsert_atoms(conn, atom_rows[first:first + _ROWS_PER_STATEMENT])
             if delegation_rows:
                 self._insert_new_delegations(conn, delegation_rows, now)
 
@@ -318,12 +313,40 @@ class SqlStore:
 
         return self._retrier.run(attempt, what=what)
 
+    def _upsert_atoms(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert or wholly replace atom rows with one multi-row statement.
+
+        One statement, not executemany: fewer round trips, and psycopg's executemany runs in
+        pipeline mode, after which PostgreSQL does not apply idle_in_transaction_session_timeout.
+        """
+        statement = self._atom_upserts.get(len(rows))
+        if statement is None:
+            values = [
+                {column.name: bindparam(f"{column.name}_{n}", type_=column.type)
+                 for column in atoms.c}
+                for n in range(len(rows))
+            ]
+            base = self._insert(atoms).values(values)
+            statement = base.on_conflict_do_update(
+                index_elements=[atoms.c.execution_id, atoms.c.name],
+                set_={name: base.excluded[name] for name in _ATOM_VALUE_COLUMNS},
+            )
+            self._atom_upserts[len(rows)] = statement
+        conn.execute(
+            statement,
+            {f"{key}_{n}": value for n, row in enumerate(rows) for key, value in row.items()},
+        )
+
     def _insert_new_delegations(
         self, conn: Connection, rows: list[dict[str, Any]], now: float
     ) -> None:
         """Insert delegations; one already there from our own earlier try is fine, a token hash
         belonging to another delegation is refused (and the whole save rolled back)."""
-        conn.execute(self._insert_delegations, [{**row, "created_at": now} for row in rows])
+        conn.execute(
+            self._insert(delegations)
+            .values([{**row, "created_at": now} for row in rows])
+            .on_conflict_do_nothing(index_elements=[delegations.c.token_hash])
+        )
         stored = {
             r.token_hash: (r.execution_id, r.atom_name, r.attempt)
             for r in conn.execute(
