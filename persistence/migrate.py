@@ -92,7 +92,8 @@ def _current(conn: Connection) -> str | None:
 @contextmanager
 def _connection(url: str | URL, *, lock: bool) -> Iterator[Connection]:
     """A connection in a transaction; with `lock`, holding the schema-migration lock."""
-    engine = create_store_engine(url, StoreOptions(pool_size=1, max_overflow=0))
+    # Waits up to 30 s for running writers (SQLite) instead of failing a one-off command.
+    engine = create_store_engine(url, StoreOptions(pool_size=1, max_overflow=0, busy_timeout=30.0))
     try:
         # SQLite: the write option makes the transaction BEGIN IMMEDIATE, the migration lock.
         conn = engine.connect().execution_options(**{WRITE_OPTION: lock})
