@@ -107,13 +107,19 @@ class ClaimProtocol:
             tx.create(paths.claim(job_id), encode(owner), self.ctx.acl, ephemeral=True)
             tx.set_data(paths.job(job_id), encode_job(document), version=stat.version)
 
-        results = commit(client, build)
+        self.held.expect_own_change(job_id)
+        try:
+            results = commit(client, build)
+        except BaseException:
+            self.held.forget_own_change(job_id)
+            raise
         failure = first_failure(results)
         if failure is None:
             job_stat: Any = results[2]
             claim = Claim(job_id, document, job_stat.mzxid, session_id, owner, job_stat.version)
             self.held.add(claim)
             return claim
+        self.held.forget_own_change(job_id)
         index, failed = failure
         if index == 0:
             self.ctx.session.forget_anchor(session_id)
@@ -151,6 +157,7 @@ class ClaimProtocol:
         except (NoNodeError, DocumentError):
             return None
         claim = Claim(job_id, document, stat.czxid, stat.ephemeralOwner, owner, job_stat.version)
+        self.held.forget_own_change(job_id)
         self.held.add(claim)
         return claim
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 
 from kazoo.exceptions import ConnectionLoss, NoNodeError, SessionExpiredError
 
@@ -26,6 +27,8 @@ class HeldClaims:
         self.ctx = ctx
         self._lock = threading.Lock()
         self._claims: dict[str, Claim] = {}
+        # CHANGED events our own claim multi-ops will cause: no read needed for those.
+        self._own_changes: Counter[str] = Counter()
 
     def add(self, claim: Claim) -> None:
         with self._lock:
@@ -43,6 +46,16 @@ class HeldClaims:
     def all(self) -> list[Claim]:
         with self._lock:
             return list(self._claims.values())
+
+    def expect_own_change(self, job_id: str) -> None:
+        """Our next claim multi will change the job document: skip its CHANGED event."""
+        with self._lock:
+            self._own_changes[job_id] += 1
+
+    def forget_own_change(self, job_id: str) -> None:
+        """The multi failed or its event may be lost: expect nothing."""
+        with self._lock:
+            self._own_changes.pop(job_id, None)
 
     def lose(self, claim: Claim, reason: str) -> None:
         """Mark `claim` lost (once) and notify its listeners."""
@@ -71,6 +84,15 @@ class HeldClaims:
 
     def job_changed(self, job_id: str) -> None:
         """Tell the holder the job document changed (e.g. a cancel flag was set)."""
+        with self._lock:
+            if self._own_changes.get(job_id):
+                self._own_changes[job_id] -= 1
+                if not self._own_changes[job_id]:
+                    del self._own_changes[job_id]
+                return
+        self._refresh(job_id)
+
+    def _refresh(self, job_id: str) -> None:
         claim = self.get(job_id)
         if claim is None or claim.closing or claim.lost.is_set():
             return
@@ -89,6 +111,8 @@ class HeldClaims:
 
     def verify_after_resync(self, claimed_ids: set[str]) -> None:
         """After a reconnection: claims whose node is gone or not ours any more are lost."""
+        with self._lock:
+            self._own_changes.clear()  # their events may have been lost with the connection
         for claim in self.all():
             if claim.closing:
                 continue
@@ -99,4 +123,4 @@ class HeldClaims:
             if stat is None or stat.czxid != claim.epoch:
                 self.lose(claim, "the claim node was replaced while disconnected")
             else:
-                self.job_changed(claim.job_id)
+                self._refresh(claim.job_id)

@@ -119,6 +119,10 @@ class ClaimableView:
         with self.condition:
             return job_id in self._jobs and job_id not in self._claimed
 
+    def is_claimed(self, job_id: str) -> bool:
+        with self.condition:
+            return job_id in self._claimed
+
     def counts(self) -> tuple[int, int]:
         """(jobs, claimed) currently known."""
         with self.condition:

@@ -17,6 +17,11 @@ connection. `PersistentRecursiveWatch` therefore re-adds its watch on every (re)
 calls a resync hook, both on kazoo's callback thread so that events queued behind them apply after
 the resync (view updates must be idempotent so that replays converge).
 
+Server limitation (ZooKeeper < 3.9, ZOOKEEPER-4466): per connection, a path keeps one watch mode,
+the last one set. So never mix modes on one path (refused here), and never set a one-shot watch
+(kazoo's exists/get/get_children with watch=) on the very path of a persistent watch with the same
+client: it would silently turn it into a one-shot watch. Nodes below it are fine.
+
 kazoo internals used: `KazooClient._call`, `.chroot`, `.unchroot`, `._stopped`, `._state`,
 `._connection` and `ConnectionHandler._read_watch_event`. pyproject pins kazoo>=2.10,<2.12; the
 tests in tests/jobboard/test_zkwatch.py pin the behaviour.
@@ -50,7 +55,7 @@ log = logging.getLogger(__name__)
 
 PERSISTENT = 0
 PERSISTENT_RECURSIVE = 1
-_REMOVE_TYPE = {PERSISTENT: 4, PERSISTENT_RECURSIVE: 5}  # WatcherType in RemoveWatches
+_REMOVE_ANY = 3  # WatcherType.Any: 3.8 servers cannot remove one persistent mode (4, 5)
 _NODE_EVENTS = (1, 2, 3)  # created, deleted, data changed: what recursive watches deliver
 _CHILD_EVENT = 4
 
@@ -72,7 +77,7 @@ class AddWatch(namedtuple("AddWatch", "path mode")):
 
 
 class RemoveWatches(namedtuple("RemoveWatches", "path watcher_type")):
-    """removeWatches request: path and watcher type (4 persistent, 5 persistent recursive)."""
+    """removeWatches request: path and watcher type (3 = any: every watch of ours on the path)."""
 
     type = 18
 
@@ -94,6 +99,12 @@ class PersistentWatchRegistry:
 
     def add(self, path: str, mode: int, callback: WatchCallback) -> None:
         with self._lock:
+            other = (path, PERSISTENT if mode == PERSISTENT_RECURSIVE else PERSISTENT_RECURSIVE)
+            if self._watchers.get(other):
+                raise ValueError(
+                    f"{path} already has a persistent watch of the other mode on this client; "
+                    "a ZooKeeper 3.8 server keeps only the last mode per path (ZOOKEEPER-4466)"
+                )
             self._watchers[(path, mode)].add(callback)
 
     def remove(self, path: str, mode: int, callback: WatchCallback) -> bool:
@@ -190,7 +201,7 @@ def remove_watch(client: KazooClient, path: str, callback: WatchCallback, mode: 
     if not client.connected:
         return
     result = client.handler.async_result()
-    client._call(RemoveWatches(full, _REMOVE_TYPE[mode]), result)
+    client._call(RemoveWatches(full, _REMOVE_ANY), result)
     with contextlib.suppress(NoWatcherError, ConnectionLoss, SessionExpiredError):
         result.get()  # those errors mean no server-side watch is left: nothing to remove
 
