@@ -249,7 +249,7 @@ class Core:
         s = self._s
         changes: list[AtomRecord] = []
         starts: list[Invocation] = []
-        if start:
+        while start and self.final is None:
             while s.delayed and s.delayed[0][0] <= now:
                 s.ready.append(heapq.heappop(s.delayed)[2])
             while s.ready and self.final is None:
@@ -257,6 +257,8 @@ class Core:
                 self._start(name, now, changes, starts)
             if s.reverting and self.final is None:
                 self._advance_reverts(now, changes, starts)
+            if not s.ready and not (s.delayed and s.delayed[0][0] <= now):
+                break
         execution, self._execution = self._execution, None
         if self.final is not None:
             execution = self.final

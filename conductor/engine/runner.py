@@ -63,6 +63,10 @@ class RunResult:
     execution_id: str = ""
 
 
+class EngineStalled(RuntimeError):
+    """The core has nothing to run and nothing to wait for, yet the flow has not finished."""
+
+
 @dataclass
 class _Done:
     name: str
@@ -170,6 +174,12 @@ class Runner:
                 execution = None
             for invocation in decision.starts:
                 self._dispatch(invocation, now)
+            if (core.busy == 0 and decision.wake_at is None and not decision.only_delegated
+                    and not control.paused and not stopping):
+                raise EngineStalled(
+                    f"execution {self.execution.id}: nothing runs, nothing is due and the flow "
+                    "has not finished (an engine bug)"
+                )
             deadlines = [d for d in (decision.wake_at, stop_deadline,
                                      min(self._deadlines.values(), default=None))
                          if d is not None and d != float("inf")]
