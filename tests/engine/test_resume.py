@@ -1,0 +1,265 @@
+"""Resume from saved state, stop/suspend, pause, fencing, parking, process workers."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from conductor.engine import (
+    FakeClock,
+    ProcessDispatcher,
+    RunControl,
+    RunState,
+    TaskNotSendable,
+    compile_flow,
+    run_flow,
+)
+from conductor.engine.core import Core
+from conductor.flow import Delegated, Retry, TaskContext, linear, task, unordered
+from persistence import AtomRecord, AtomState, ExecutionChange, MemoryStore
+from tests.engine import proc_tasks
+
+WAIT = 10.0
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events: list[str] = []
+
+    def add(self, event: str) -> None:
+        with self.lock:
+            self.events.append(event)
+
+
+def _in_thread(**kwargs: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    box: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: box.setdefault("outcome", run_flow(**kwargs)))
+    thread.start()
+    return thread, box
+
+
+def test_stop_suspends_and_resume_reruns_the_task_in_flight_with_the_same_key() -> None:
+    log = Log()
+    control = RunControl()
+    started = threading.Event()
+    release = threading.Event()
+
+    def b(context: TaskContext) -> None:
+        log.add(f"b {context.idempotency_key}")
+        if context.attempt == 1 and not started.is_set():
+            started.set()
+            release.wait(WAIT)
+
+    flow = linear(task(lambda: log.add("a"), name="a"), task(b, name="b"),
+                  task(lambda: log.add("c"), name="c"))
+    store = MemoryStore()
+    thread, box = _in_thread(flow=flow, store=store, job_id="j", control=control)
+    assert started.wait(WAIT)
+    control.stop(grace=0)
+    thread.join(WAIT)
+    release.set()
+    first = box["outcome"]
+    assert first.state is RunState.SUSPENDED
+    saved = store.load(first.execution_id)
+    assert saved.state.value == "SUSPENDED"
+    assert saved.atoms["a"].state is AtomState.SUCCESS
+    assert saved.atoms["b"].state is AtomState.RUNNING and saved.atoms["b"].attempt == 1
+    second = run_flow(flow, store=store, job_id="j", epoch=2)
+    assert second.state is RunState.SUCCESS
+    key = f"{first.execution_id}:b:1"
+    assert log.events == ["a", f"b {key}", f"b {key}", "c"]
+
+
+def test_stop_waits_for_tasks_in_flight_within_the_grace_period() -> None:
+    log = Log()
+    control = RunControl()
+
+    def b() -> None:
+        control.stop(grace=WAIT)  # asked to stop while b runs: b still completes and is saved
+        log.add("b")
+
+    flow = linear(task(b, name="b"), task(lambda: log.add("c"), name="c"))
+    store = MemoryStore()
+    first = run_flow(flow, store=store, job_id="j", control=control)
+    assert first.state is RunState.SUSPENDED
+    assert store.load(first.execution_id).atoms["b"].state is AtomState.SUCCESS
+    assert run_flow(flow, store=store, job_id="j", epoch=2).state is RunState.SUCCESS
+    assert log.events == ["b", "c"]
+
+
+def test_resume_mid_retry_keeps_the_backoff_and_the_retry_count() -> None:
+    control = RunControl()
+    attempts: list[int] = []
+
+    def flaky(context: TaskContext) -> None:
+        attempts.append(context.attempt)
+        if context.attempt == 1:
+            control.stop()
+        raise ConnectionError("still down")
+
+    flow = linear(task(flaky, retry=Retry(times=1, delay=100)))
+    store = MemoryStore()
+    first = run_flow(flow, store=store, job_id="j", control=control, clock=FakeClock(0))
+    assert first.state is RunState.SUSPENDED
+    pending = store.load(first.execution_id).atoms["flaky"]
+    assert (pending.state, pending.attempt, pending.not_before) == (AtomState.PENDING, 2, 100)
+    clock = FakeClock(0)
+    second = run_flow(flow, store=store, job_id="j", epoch=2, clock=clock)
+    assert clock.jumps == [100]  # the saved backoff is honoured, not restarted
+    assert attempts == [1, 2]  # one retry in all: the count continued
+    assert second.state is RunState.REVERTED
+
+
+def test_resume_mid_revert_continues_reverting() -> None:
+    log = Log()
+    control = RunControl()
+
+    def undo_b() -> None:
+        log.add("undo b")
+        control.stop()
+
+    def fail() -> None:
+        raise ValueError("original")
+
+    flow = linear(task(lambda: log.add("a"), name="a", revert=lambda: log.add("undo a")),
+                  task(lambda: log.add("b"), name="b", revert=undo_b),
+                  task(fail, name="fail"))
+    store = MemoryStore()
+    first = run_flow(flow, store=store, job_id="j", control=control)
+    assert first.state is RunState.SUSPENDED
+    saved = store.load(first.execution_id)
+    assert saved.failure is not None and saved.failure.message == "original"
+    assert saved.atoms["b"].state is AtomState.REVERTED
+    assert saved.atoms["a"].state is AtomState.SUCCESS
+    second = run_flow(flow, store=store, job_id="j", epoch=2)
+    assert second.state is RunState.REVERTED
+    assert second.failure is not None and second.failure.message == "original"
+    assert log.events == ["a", "b", "undo b", "undo a"]
+
+
+def test_a_fenced_runner_stops_and_starts_no_new_task() -> None:
+    log = Log()
+    store = MemoryStore()
+
+    def b(context: TaskContext) -> None:
+        log.add("b")
+        store.take_over(context.execution_id, 7, "someone-else")
+
+    flow = linear(task(b, name="b"), task(lambda: log.add("c"), name="c"))
+    outcome = run_flow(flow, store=store, job_id="j")
+    assert outcome.state is RunState.ABANDONED and outcome.reason == "fenced"
+    assert log.events == ["b"]
+    saved = store.load(outcome.execution_id)
+    assert saved.atoms["b"].state is AtomState.RUNNING  # the stale owner wrote nothing
+
+
+class RecordingStore(MemoryStore):
+    """A MemoryStore that remembers each save's atom states and signals it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saves: list[dict[str, AtomState]] = []
+        self.saved = threading.Condition()
+
+    def save(self, execution_id: str, epoch: int, atoms: Sequence[AtomRecord] = (),
+             execution: ExecutionChange | None = None, delegations: Sequence[Any] = ()) -> None:
+        super().save(execution_id, epoch, atoms, execution, delegations)
+        with self.saved:
+            self.saves.append({a.name: a.state for a in atoms})
+            self.saved.notify_all()
+
+
+def test_pause_starts_nothing_until_resumed() -> None:
+    log = Log()
+    control = RunControl()
+    store = RecordingStore()
+
+    def a() -> None:
+        log.add("a")
+        control.pause()
+
+    flow = linear(task(a, name="a"), task(lambda: log.add("b"), name="b"))
+    thread, box = _in_thread(flow=flow, store=store, control=control)
+    with store.saved:
+        assert store.saved.wait_for(
+            lambda: any(s.get("a") is AtomState.SUCCESS for s in store.saves), WAIT
+        )
+        batch = next(s for s in store.saves if s.get("a") is AtomState.SUCCESS)
+    assert "b" not in batch  # not paused, b's RUNNING would be saved in this same batch
+    assert log.events == ["a"]
+    control.resume()
+    thread.join(WAIT)
+    assert box["outcome"].state is RunState.SUCCESS
+    assert log.events == ["a", "b"]
+
+
+def test_success_is_saved_together_with_the_next_running_task() -> None:
+    store = RecordingStore()
+    flow = linear(task(lambda: 1, name="a"), task(lambda: 2, name="b"))
+    assert run_flow(flow, store=store).state is RunState.SUCCESS
+    assert {"a": AtomState.SUCCESS, "b": AtomState.RUNNING} in store.saves
+
+
+def test_abort_returns_at_once_and_writes_nothing_more() -> None:
+    control = RunControl()
+    store = RecordingStore()
+
+    def a() -> None:
+        control.abort()
+
+    flow = linear(task(a, name="a"), task(lambda: 2, name="b"))
+    outcome = run_flow(flow, store=store, control=control)
+    assert outcome.state is RunState.ABANDONED and outcome.reason == "aborted"
+    assert store.load(outcome.execution_id).atoms["a"].state is AtomState.RUNNING
+
+
+def test_delegated_work_parks_the_execution() -> None:
+    flow = unordered(task(Delegated, name="wait_human"), task(lambda: 1, name="quick"))
+    store = MemoryStore()
+    outcome = run_flow(flow, store=store)
+    assert outcome.state is RunState.PARKED
+    saved = store.load(outcome.execution_id)
+    assert saved.state.value == "PARKED"
+    assert saved.atoms["wait_human"].state is AtomState.DELEGATED
+    assert saved.atoms["quick"].state is AtomState.SUCCESS
+    # the core, resumed from the saved records, completes the delegation
+    compiled = compile_flow(flow, {})
+    core = Core(compiled, {}, saved.atoms)
+    assert core.decide(10).only_delegated
+    records = core.on_delegation_done("wait_human", 1, 11, result={"ok": True})
+    assert records[0].state is AtomState.SUCCESS
+    decision = core.decide(11)
+    assert decision.finished and decision.execution is not None
+    assert decision.execution.state.value == "SUCCESS"
+
+
+def test_process_workers_run_importable_tasks() -> None:
+    dispatcher = ProcessDispatcher(max_workers=1)
+    try:
+        flow = linear(proc_tasks.double, proc_tasks.add_pid)
+        outcome = run_flow(flow, {"n": 20}, dispatcher=dispatcher)
+    finally:
+        dispatcher.shutdown(wait=True)
+    assert outcome.state is RunState.SUCCESS
+    value, pid = outcome.result["answer"]
+    assert value == 41 and pid != os.getpid()
+
+
+def test_process_workers_refuse_a_lambda_naming_the_task() -> None:
+    dispatcher = ProcessDispatcher(max_workers=1)
+
+    def nested() -> int:
+        return 1
+
+    try:
+        with pytest.raises(TaskNotSendable, match=r"'anon'.*lambda"):
+            run_flow(linear(task(lambda: 1, name="anon")), dispatcher=dispatcher)
+        with pytest.raises(TaskNotSendable, match=r"'nested'.*nested function"):
+            run_flow(linear(task(nested)), dispatcher=dispatcher)
+    finally:
+        dispatcher.shutdown(wait=True)
