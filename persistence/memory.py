@@ -122,6 +122,7 @@ class MemoryStore:
                 record.state = change.state
                 record.result = change.result
                 record.failure = change.failure
+                record.updated_at = now
                 if change.state.finished:
                     record.finished_at = now
             for new in fresh:
@@ -135,7 +136,6 @@ class MemoryStore:
                     deadline=new.deadline,
                     created_at=now,
                 )
-            record.updated_at = now
 
     def load(self, execution_id: str) -> ExecutionRecord:
         with self._lock:

@@ -133,7 +133,7 @@ class ExecutionRecord:
     epoch: int
     owner: str | None
     created_at: float
-    updated_at: float
+    updated_at: float  # last take-over or execution-level change (not atom-only saves)
     finished_at: float | None = None
     result: JSONValue = None
     failure: Failure | None = None

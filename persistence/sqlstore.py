@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
 
 from persistence import jsonvalue, sqlreads
 from persistence.connect import WRITE_OPTION, PreEncoded, StoreOptions, masked
@@ -48,7 +47,6 @@ from persistence.schema import atoms, delegations, executions, ownerships
 
 T = TypeVar("T")
 
-_ROWS_PER_STATEMENT = 200  # well under SQLite's and PostgreSQL's bound-parameter limits
 _ATOM_VALUE_COLUMNS = (
     "kind", "state", "intention", "attempt", "result", "failure",
     "not_before", "started_at", "finished_at",
@@ -62,7 +60,7 @@ class SqlStore:
         self.options = options or StoreOptions()
         self.engine = engine
         self.url = masked(engine.url)
-        dialect = engine.dialect.name
+        dialect = self._dialect = engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"{self.url}: unsupported database dialect {dialect!r}")
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
@@ -74,14 +72,23 @@ class SqlStore:
         )
         self._retrier = Retrier(self.options.retry_for, where=self.url)
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        self._atom_upserts: dict[int, Insert] = {}
+        upsert = self._insert(atoms)
+        self._atom_upsert = upsert.on_conflict_do_update(
+            index_elements=[atoms.c.execution_id, atoms.c.name],
+            set_={name: upsert.excluded[name] for name in _ATOM_VALUE_COLUMNS},
+        )
         self._insert_execution = self._insert(executions).on_conflict_do_nothing(
             index_elements=[executions.c.job_id]
         )
-        self._fence = update(executions).where(
+        is_ours = (
             executions.c.id == bindparam("fence_id"),
             executions.c.epoch == bindparam("fence_epoch"),
         )
+        # The fence: with an execution change, the UPDATE that writes it; otherwise a locking
+        # read (PostgreSQL row lock; SQLite holds its write lock since BEGIN IMMEDIATE), which
+        # leaves no dead row version or index update behind each atom transition.
+        self._fence_update = update(executions).where(*is_ours)
+        self._fence_lock = select(executions.c.epoch).where(*is_ours).with_for_update()
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -174,19 +181,20 @@ class SqlStore:
 
         def transaction(conn: Connection) -> None:
             now = time.time()
-            values = {**change, "updated_at": now}
-            if "finished_at" in values:
-                values["finished_at"] = now
-            fenced = conn.execute(
-                self._fence, {"fence_id": execution_id, "fence_epoch": epoch, **values}
-            )
-            if fenced.rowcount != 1:
+            fence = {"fence_id": execution_id, "fence_epoch": epoch}
+            if change:
+                values = {**change, "updated_at": now}
+                if "finished_at" in values:
+                    values["finished_at"] = now
+                ours = conn.execute(self._fence_update, {**fence, **values}).rowcount == 1
+            else:
+                ours = conn.execute(self._fence_lock, fence).first() is not None
+            if not ours:
                 stored = sqlreads.stored_epoch(conn, execution_id)
                 if stored is None:
                     raise UnknownExecution(f"no execution {execution_id}")
                 raise Fenced(execution_id, epoch, stored)
-            for first in range(0, len(atom_rows), _ROWS_PER_STATEMENT):
-                self._upsert_atoms(conn, atom_rows[first:first + _ROWS_PER_STATEMENT])
+            self._upsert_atoms(conn, atom_rows)
             if delegation_rows:
                 self._insert_new_delegations(conn, delegation_rows, now)
 
@@ -314,28 +322,18 @@ class SqlStore:
         return self._retrier.run(attempt, what=what)
 
     def _upsert_atoms(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """Insert or wholly replace atom rows with one multi-row statement.
+        """Insert or wholly replace atom rows with a cached single-row statement.
 
-        One statement, not executemany: fewer round trips, and psycopg's executemany runs in
-        pipeline mode, after which PostgreSQL does not apply idle_in_transaction_session_timeout.
+        Not one multi-row INSERT: SQLAlchemy cannot cache those, and compiling one costs more
+        than a round trip. On PostgreSQL not executemany either: psycopg runs it in pipeline
+        mode, after which the server does not apply idle_in_transaction_session_timeout (the
+        fencing tests catch that), so one execute per row there.
         """
-        statement = self._atom_upserts.get(len(rows))
-        if statement is None:
-            values = [
-                {column.name: bindparam(f"{column.name}_{n}", type_=column.type)
-                 for column in atoms.c}
-                for n in range(len(rows))
-            ]
-            base = self._insert(atoms).values(values)
-            statement = base.on_conflict_do_update(
-                index_elements=[atoms.c.execution_id, atoms.c.name],
-                set_={name: base.excluded[name] for name in _ATOM_VALUE_COLUMNS},
-            )
-            self._atom_upserts[len(rows)] = statement
-        conn.execute(
-            statement,
-            {f"{key}_{n}": value for n, row in enumerate(rows) for key, value in row.items()},
-        )
+        if len(rows) > 1 and self._dialect == "sqlite":
+            conn.execute(self._atom_upsert, rows)
+            return
+        for row in rows:
+            conn.execute(self._atom_upsert, row)
 
     def _insert_new_delegations(
         self, conn: Connection, rows: list[dict[str, Any]], now: float

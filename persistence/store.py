@@ -87,7 +87,12 @@ class ExecutionStore(Protocol):
         flow_name: str | None = None,
         states: Iterable[ExecutionState] | None = None,
     ) -> list[ExecutionRecord]:
-        """Executions newest first (by updated_at), without atoms."""
+        """Executions newest first (by updated_at), without atoms.
+
+        updated_at is the time of the execution's last own change: creation, take-over, or a
+        save with an ExecutionChange. Atom-only saves leave it alone (they are the hot path;
+        atoms carry their own started_at/finished_at).
+        """
         ...
 
     def collect_garbage(self, older_than: float) -> int:

@@ -372,3 +372,14 @@ def test_a_token_hash_of_another_delegation_is_refused_and_nothing_saved(
     # The same delegation saved again (a retried save) is not an error.
     store.save(execution_id, 10, delegations=[NewDelegation("a", 1, "hash-a")])
     assert len(store.delegations(execution_id)) == 1
+
+
+def test_updated_at_moves_with_execution_changes_not_atom_only_saves(
+    store: ExecutionStore,
+) -> None:
+    execution_id = running(store)
+    taken = store.load(execution_id).updated_at
+    store.save(execution_id, 10, [AtomRecord("a", state=AtomState.RUNNING, attempt=1)])
+    assert store.load(execution_id).updated_at == taken
+    store.save(execution_id, 10, execution=ExecutionChange(ExecutionState.RUNNING))
+    assert store.load(execution_id).updated_at > taken
