@@ -64,6 +64,9 @@ class JobBoard:
         self._owns_client = False
         self._stampede_width = max(1, stampede_width)
         self._random = random.Random()
+        self._read_ahead_lock = threading.Lock()
+        self._read_ahead: tuple[str, Any] | None = None
+        self._claims_next = False  # claim_next was used: read ahead when a claim ends
         self._held = HeldClaims(self._ctx)
         self._watcher = BoardWatcher(self._ctx, self._held)
         self._claims = ClaimProtocol(self._ctx, self._held, self._watcher.start)
@@ -216,6 +219,7 @@ class JobBoard:
         """
         check_name("owner id", owner)
         self._watcher.start()
+        self._claims_next = True
         view = self._watcher.view
         deadline = None if timeout is None else time.monotonic() + timeout
         excluded: set[str] = set()
@@ -238,12 +242,38 @@ class JobBoard:
                     view.condition.wait(remaining)
                 generation = view.generation
             self._random.shuffle(candidates)
+            read_ahead = self._take_read_ahead(candidates)
             for job_id in candidates:
                 try:
-                    return self._claims.claim(job_id, owner)
+                    return self._claims.claim(
+                        job_id, owner, name_owner=False, read_ahead=read_ahead
+                    )
                 except _SKIPPABLE:
+                    read_ahead = None
                     excluded.add(job_id)
                     excluded_at = generation
+
+    def _start_read_ahead(self) -> None:
+        """A claim is ending and this board claims with claim_next: read the document of the
+        job it will probably pick next, in the same round trip as the ending operation."""
+        if not self._claims_next:
+            return
+        candidates = self._watcher.view.candidates(self._stampede_width)
+        if candidates:
+            job_id = self._random.choice(candidates)
+            read = self._ctx.client.get_async(self._ctx.paths.job(job_id))
+            with self._read_ahead_lock:
+                self._read_ahead = (job_id, read)
+
+    def _take_read_ahead(self, candidates: list[str]) -> Any:
+        """The read-ahead result if its job is among `candidates` (moved first), else None."""
+        with self._read_ahead_lock:
+            read_ahead, self._read_ahead = self._read_ahead, None
+        if read_ahead is None or read_ahead[0] not in candidates:
+            return None
+        candidates.remove(read_ahead[0])
+        candidates.insert(0, read_ahead[0])
+        return read_ahead[1]
 
     @translate_errors
     def release(self, claim: Claim, updates: dict[str, Any] | None = None) -> None:
@@ -253,6 +283,7 @@ class JobBoard:
     @translate_errors
     def complete(self, claim: Claim, outcome: dict[str, Any]) -> None:
         """Finish the job with `outcome`; ClaimLost (nothing changed) if the claim is gone."""
+        self._start_read_ahead()
         self._claims.complete(claim, outcome)
 
     @translate_errors
@@ -260,6 +291,7 @@ class JobBoard:
         self, claim: Claim, until: float | None = None, updates: dict[str, Any] | None = None
     ) -> None:
         """Park the held job (not claimable) until `wake`; `until` is a deadline to enforce."""
+        self._start_read_ahead()
         self._claims.park(claim, until, updates)
 
     @translate_errors

@@ -12,6 +12,7 @@ then its claim node by token) and retries.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -65,26 +66,34 @@ class ClaimProtocol:
         self._host = socket.gethostname()
 
     # -- claim -------------------------------------------------------------------------------
-    def claim(self, job_id: str, owner_id: str) -> Claim:
+    def claim(
+        self, job_id: str, owner_id: str, name_owner: bool = True, read_ahead: Any = None
+    ) -> Claim:
+        """Claim `job_id`; AlreadyClaimed names the owner (read only if `name_owner`).
+
+        `read_ahead`: an async get of the job issued earlier, used by the first attempt (the
+        version check makes a stale one harmless)."""
         check_job_id(job_id)
         check_name("owner id", owner_id)
         self._before_claim()
         token = uuid.uuid4().hex
+        reads = [] if read_ahead is None else [read_ahead]  # used once: retries read again
         for _ in range(MAX_ATTEMPTS):
+            attempt = functools.partial(self._try_claim, job_id, owner_id, token, name_owner, reads)
             try:
-                return self.ctx.write(
-                    lambda: self._try_claim(job_id, owner_id, token),
-                    lambda: self._find_own_claim(job_id, token),
-                )
+                return self.ctx.write(attempt, lambda: self._find_own_claim(job_id, token))
             except _Retry:
                 continue
         raise ClaimConflict(f"job {job_id} kept changing while claiming it; try again later")
 
-    def _try_claim(self, job_id: str, owner_id: str, token: str) -> Claim:
+    def _try_claim(
+        self, job_id: str, owner_id: str, token: str, name_owner: bool, reads: list[Any]
+    ) -> Claim:
         paths, client = self.ctx.paths, self.ctx.client
         session_id = self.ctx.session.ensure_anchor()
+        read = reads.pop() if reads else client.get_async(paths.job(job_id))
         try:
-            data, stat = client.get(paths.job(job_id))
+            data, stat = read.get()
         except NoNodeError:
             raise JobNotFound(job_id, "not claimable (parked, finished or never posted)") from None
         try:
@@ -125,7 +134,7 @@ class ClaimProtocol:
             self.ctx.session.forget_anchor(session_id)
             raise _Retry()
         if index == 1 and isinstance(failed, NodeExistsError):
-            raise AlreadyClaimed(job_id, self._read_owner(job_id))
+            raise AlreadyClaimed(job_id, self._read_owner(job_id) if name_owner else None)
         if index == 2 and isinstance(failed, BadVersionError):
             raise _Retry()
         if index == 2 and isinstance(failed, NoNodeError):

@@ -216,3 +216,20 @@ def test_claim_next_honours_timeout_and_stop(board: JobBoard) -> None:
     stop = threading.Event()
     threading.Timer(0.2, stop.set).start()
     assert board.claim_next("c", stop=stop) is None
+
+
+def test_read_ahead_of_the_next_job_is_never_trusted_blindly(make_board: BoardFactory) -> None:
+    board, operator = make_board(stampede_width=1), make_board()
+    a, b, c, d = (board.post(name, "f", {}) for name in "abcd")
+    first = board.claim_next("c", timeout=10)
+    assert first is not None and first.job_id == a.id
+    board.complete(first, {})  # reads b's document ahead, in the same round trip
+    operator.update(b.id, {"cancel": True})  # ...which makes that read stale
+    second = board.claim_next("c", timeout=10)
+    assert second is not None and second.job_id == b.id
+    assert second.document["cancel"] is True and second.document["attempts"] == 1
+    board.complete(second, {})  # reads c ahead
+    taken = operator.claim(c.id, "other")  # ...and someone else claims c meanwhile
+    third = board.claim_next("c", timeout=10)
+    assert third is not None and third.job_id == d.id
+    assert operator.get(c.id).owner == taken.owner

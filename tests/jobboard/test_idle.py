@@ -74,3 +74,17 @@ def test_claim_and_complete_cost_three_requests(board: JobBoard) -> None:
         "GetData",
         "Transaction",
     ]
+
+
+def test_claim_next_after_complete_costs_one_request(make_board: BoardFactory) -> None:
+    board = make_board(stampede_width=1)
+    for _ in range(5):
+        board.post("n", "f", {})
+    claim = board.claim_next("c", timeout=10)
+    assert claim is not None
+    counter = RequestCounter(board.client)
+    for _ in range(4):
+        board.complete(claim, {"state": "SUCCESS"})  # + the next job's read, pipelined
+        claim = board.claim_next("c", timeout=10)
+        assert claim is not None
+    assert counter.requests == ["GetData", "Transaction", "Transaction"] * 4
