@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import heapq
 import random as random_module
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any
 
-from conductor.engine.decisions import EXECUTE, REVERT, AttemptFailure, Decision, Invocation
-from conductor.engine.graph import REPEAT, RETRY, TASK, AtomSpec, CompiledFlow, Source
-from conductor.engine.instances import collect_sources, instantiate
+from conductor.engine.compensation import Compensation
+from conductor.engine.decisions import EXECUTE, AttemptFailure, Decision, Invocation
+from conductor.engine.graph import REPEAT, RETRY, TASK, AtomSpec, CompiledFlow
+from conductor.engine.instances import collect_sources
+from conductor.engine.state import DELEGATED
 from conductor.flow.errors import Cancelled, ResultMismatch
 from conductor.flow.retry import type_name
 from persistence.records import (
@@ -43,32 +43,9 @@ from persistence.records import (
 
 _STARTED = (AtomState.RUNNING, AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTING,
             AtomState.REVERTED, AtomState.REVERT_FAILURE, AtomState.DELEGATED)
-_DELEGATED = "delegated"
-_FIRST_ATTEMPTS = "first_attempts"
 
 
-@dataclass
-class _Revert:
-    """A scope being reverted: the whole flow (scope None, to fail) or a retry controller's
-    sub-flow (to run it again)."""
-
-    retry: bool
-    queue: list[str] | None = None  # atoms still to revert, ascending key (pop from the end)
-    current: str | None = None  # the atom whose revert is in flight
-
-
-@dataclass
-class _State:
-    unmet: dict[str, int] = field(default_factory=dict)
-    open_children: dict[str | None, int] = field(default_factory=dict)
-    ready: deque[str] = field(default_factory=deque)
-    delayed: list[tuple[float, tuple[int, ...], str]] = field(default_factory=list)
-    in_flight: dict[str, str] = field(default_factory=dict)
-    rerun: set[str] = field(default_factory=set)
-    reverting: dict[str | None, _Revert] = field(default_factory=dict)
-
-
-class Core:
+class Core(Compensation):
     """The state of one execution and the rules that move it forward."""
 
     def __init__(
@@ -80,16 +57,7 @@ class Core:
         *,
         random: Callable[[], float] = random_module.random,
     ) -> None:
-        self.flow = flow
-        self.inputs = dict(inputs)
-        self.random = random
-        self.specs: dict[str, AtomSpec] = dict(flow.atoms)
-        self.records: dict[str, AtomRecord] = {n: replace(r) for n, r in atoms.items()}
-        self.failure = failure
-        self.revert_failed = any(r.state is AtomState.REVERT_FAILURE for r in atoms.values())
-        self.final: ExecutionChange | None = None
-        self._execution: ExecutionChange | None = None
-        self._s = _State()
+        super().__init__(flow, inputs, atoms, failure, random)
         self._s.open_children[None] = 0
         self._load(None, flow.graph.roots)
         if failure is not None:
@@ -104,13 +72,6 @@ class Core:
             self._finish_success([])
 
     # -- loading saved state ------------------------------------------------------------------
-    def _record(self, name: str, kind: str) -> AtomRecord:
-        rec = self.records.get(name)
-        if rec is None:
-            rec = AtomRecord(name=name, kind=kind)
-            self.records[name] = rec
-        return rec
-
     def _load(self, parent: str | None, names: tuple[str, ...] | list[str]) -> None:
         s = self._s
         s.open_children[parent] = 0
@@ -130,114 +91,7 @@ class Core:
                 s.rerun.add(name)
                 s.ready.append(name)
             elif rec.state is AtomState.DELEGATED:
-                s.in_flight[name] = _DELEGATED
-
-    def _children(self, spec: AtomSpec, *, expand: bool) -> list[str]:
-        if spec.kind == RETRY:
-            if expand:
-                for child in spec.children:
-                    self._record(child, self.specs[child].kind)
-            return list(spec.children)
-        items = self._value(spec.over) if spec.over is not None else None
-        if not isinstance(items, list):
-            return []
-        names = []
-        for index, item in enumerate(items):
-            for atom in instantiate(spec, index, item):
-                if expand:
-                    self.specs[atom.name] = atom
-                    self._record(atom.name, atom.kind)
-                if atom.parent == spec.name:
-                    names.append(atom.name)
-        return names
-
-    # -- values ------------------------------------------------------------------------
-    def _value(self, source: Source) -> Any:
-        if source.kind == "input":
-            return self.inputs.get(source.name)
-        if source.kind == "value":
-            return source.value
-        if source.kind == "atom":
-            provider = self.specs[source.name]
-            result = self.records[source.name].result
-            if not provider.unpack:
-                return result
-            if isinstance(result, dict):
-                return result[source.data]
-            return result[provider.provides.index(source.data)]
-        raise ValueError(f"no value for source {source}")
-
-    def _kwargs(self, spec: AtomSpec) -> dict[str, Any]:
-        out = {}
-        for arg, source in spec.args:
-            if source.kind == "default" or (
-                source.kind == "input" and source.name not in self.inputs
-            ):
-                continue
-            out[arg] = self._value(source)
-        return out
-
-    def flow_result(self) -> Any:
-        """The declared outputs, or every value the flow's tasks provided (later wins)."""
-        if self.flow.outputs is not None:
-            return {name: self._value(src) for name, src in self.flow.output_sources}
-        values: dict[str, Any] = {}
-        for name, spec in self.flow.atoms.items():
-            if spec.provides and self.records[name].state is AtomState.SUCCESS:
-                for data in spec.provides:
-                    values[data] = self._value(Source("atom", name, data))
-        return values
-
-    # -- scopes -------------------------------------------------------------------------
-    def _in_scope(self, name: str, scope: str | None) -> bool:
-        if scope is None:
-            return True
-        parent = self.specs[name].parent
-        while parent is not None:
-            if parent == scope:
-                return True
-            parent = self.specs[parent].parent
-        return False
-
-    def _frozen(self, name: str) -> bool:
-        reverting = self._s.reverting
-        if not reverting:
-            return False
-        if None in reverting or self.revert_failed:
-            return True
-        parent = self.specs[name].parent
-        while parent is not None:
-            if parent in reverting:
-                return True
-            parent = self.specs[parent].parent
-        return False
-
-    def _inside_repeat(self, name: str, scope: str) -> bool:
-        """Whether `name` is part of a repeat's copy within `scope` (made when it starts)."""
-        parent = self.specs[name].parent
-        while parent is not None and parent != scope:
-            if self.specs[parent].kind == REPEAT:
-                return True
-            parent = self.specs[parent].parent
-        return False
-
-    def _first_attempt(self, name: str) -> int:
-        parent = self.specs[name].parent
-        while parent is not None:
-            spec = self.specs[parent]
-            if spec.kind == RETRY:
-                saved = self.records[parent].result
-                if isinstance(saved, dict) and name in saved.get(_FIRST_ATTEMPTS, {}):
-                    return int(saved[_FIRST_ATTEMPTS][name])
-            parent = spec.parent
-        return 1
-
-    def _enqueue(self, name: str) -> None:
-        rec = self.records[name]
-        if rec.not_before is not None:
-            heapq.heappush(self._s.delayed, (rec.not_before, self.specs[name].key, name))
-        else:
-            self._s.ready.append(name)
+                s.in_flight[name] = DELEGATED
 
     # -- deciding ----------------------------------------------------------------------
     def decide(self, now: float, *, start: bool = True) -> Decision:
@@ -262,7 +116,7 @@ class Core:
         execution, self._execution = self._execution, None
         if self.final is not None:
             execution = self.final
-        busy = [kind for kind in s.in_flight.values() if kind != _DELEGATED]
+        busy = [kind for kind in s.in_flight.values() if kind != DELEGATED]
         return Decision(
             records=changes,
             starts=starts,
@@ -276,7 +130,7 @@ class Core:
     @property
     def busy(self) -> int:
         """How many attempts (executes and reverts) are in flight, delegated ones excluded."""
-        return sum(1 for kind in self._s.in_flight.values() if kind != _DELEGATED)
+        return sum(1 for kind in self._s.in_flight.values() if kind != DELEGATED)
 
     def _start(self, name: str, now: float, changes: list[AtomRecord],
                starts: list[Invocation]) -> None:
@@ -337,7 +191,7 @@ class Core:
         rec = self.records.get(name)
         if rec is None or rec.state not in states or rec.attempt != attempt:
             return None
-        if self._s.in_flight.get(name) not in (EXECUTE, _DELEGATED):
+        if self._s.in_flight.get(name) not in (EXECUTE, DELEGATED):
             return None
         return rec
 
@@ -380,7 +234,7 @@ class Core:
         if rec is None:
             return []
         rec.state = AtomState.DELEGATED
-        self._s.in_flight[name] = _DELEGATED
+        self._s.in_flight[name] = DELEGATED
         return [rec]
 
     def on_delegation_done(self, name: str, attempt: int, now: float, *, result: Any = None,
@@ -491,141 +345,6 @@ class Core:
                 rec.state = AtomState.FAILURE
             scope = spec.parent
         self._fail_flow(failure.failure, changes)
-
-    def _fail_flow(self, failure: Failure, changes: list[AtomRecord]) -> None:
-        if self.failure is None:
-            self.failure = failure
-        self._begin_revert(None, retry=False)
-        self._execution = ExecutionChange(ExecutionState.RUNNING, failure=self.failure)
-
-    # -- reverting -----------------------------------------------------------------------
-    def _begin_revert(self, scope: str | None, *, retry: bool) -> None:
-        reverting = self._s.reverting
-        for inner in [r for r in reverting if r is not None and r != scope]:
-            if self._in_scope(inner, scope):
-                del reverting[inner]
-        reverting[scope] = _Revert(retry=retry)
-
-    def _busy_in(self, scope: str | None) -> bool:
-        s = self._s
-        return any(self._in_scope(n, scope) for n in (*s.in_flight, *s.rerun))
-
-    def _advance_reverts(self, now: float, changes: list[AtomRecord],
-                         starts: list[Invocation]) -> None:
-        for scope, revert in list(self._s.reverting.items()):
-            if revert.current is not None or self._busy_in(scope):
-                continue
-            if revert.queue is None:
-                revert.queue = sorted(
-                    (n for n, spec in self.specs.items()
-                     if spec.kind == TASK and n != scope and self._in_scope(n, scope)
-                     and self.records[n].state in (AtomState.SUCCESS, AtomState.REVERTING)),
-                    key=lambda n: self.specs[n].key,
-                )
-            while revert.queue and not self.revert_failed:
-                name = revert.queue.pop()
-                spec = self.specs[name]
-                rec = self.records[name]
-                rec.intention = Intention.REVERT
-                changes.append(rec)
-                assert spec.task is not None
-                if not spec.task.has_revert:
-                    rec.state = AtomState.REVERTED
-                    rec.finished_at = now
-                    continue
-                rec.state = AtomState.REVERTING
-                revert.current = name
-                self._s.in_flight[name] = REVERT
-                starts.append(Invocation(name, REVERT, rec.attempt, spec.task,
-                                         self._kwargs(spec), result=rec.result))
-                break
-            else:
-                self._finish_revert(scope, revert, now, changes)
-
-    def _revert_done(self, name: str, now: float, failure: AttemptFailure | None
-                     ) -> list[AtomRecord]:
-        rec = self.records.get(name)
-        if rec is None or self._s.in_flight.get(name) != REVERT:
-            return []
-        del self._s.in_flight[name]
-        for revert in self._s.reverting.values():
-            if revert.current == name:
-                revert.current = None
-        rec.finished_at = now
-        if failure is None:
-            rec.state = AtomState.REVERTED
-        else:
-            rec.state = AtomState.REVERT_FAILURE
-            rec.failure = failure.failure
-            self.revert_failed = True
-            if self.failure is None:
-                scope_failures = [self.records[s].failure for s in self._s.reverting
-                                  if s is not None]
-                self.failure = next((f for f in scope_failures if f), failure.failure)
-            self._execution = ExecutionChange(ExecutionState.RUNNING, failure=self.failure)
-        return [rec]
-
-    def _finish_revert(self, scope: str | None, revert: _Revert, now: float,
-                       changes: list[AtomRecord]) -> None:
-        if self.revert_failed or scope is None:
-            if self._busy_in(None):
-                return
-            self._finish_failed(now, changes)
-            return
-        del self._s.reverting[scope]
-        self._restart(scope, now, changes)
-
-    def _finish_failed(self, now: float, changes: list[AtomRecord]) -> None:
-        for name, spec in self.specs.items():
-            rec = self.records[name]
-            if rec.state is AtomState.PENDING:
-                rec.state = AtomState.IGNORED
-                rec.intention = Intention.IGNORE
-                rec.not_before = None
-                changes.append(rec)
-            elif spec.kind != TASK and rec.state in (AtomState.RUNNING, AtomState.SUCCESS):
-                rec.state = AtomState.REVERTED if not self.revert_failed else rec.state
-                rec.intention = Intention.REVERT
-                changes.append(rec)
-        state = ExecutionState.FAILED if self.revert_failed else ExecutionState.REVERTED
-        self.final = ExecutionChange(state, failure=self.failure)
-
-    def _restart(self, scope: str, now: float, changes: list[AtomRecord]) -> None:
-        """Run a reverted retry scope again: every atom in it back to PENDING."""
-        s = self._s
-        spec = self.specs[scope]
-        rec = self.records[scope]
-        assert spec.retry is not None
-        used = rec.attempt - self._first_attempt(scope)
-        delay = spec.retry.delay_for(used + 1, self.random)
-        members = [n for n in self.specs if n != scope and self._in_scope(n, scope)]
-        copies = [n for n in members if self._inside_repeat(n, scope)]
-        first: dict[str, int] = {}
-        for name in members:
-            old = self.records[name]
-            ran = old.state is not AtomState.PENDING and old.attempt > 0
-            next_attempt = old.attempt + 1 if ran else old.attempt
-            first[name] = max(next_attempt, 1)
-            new = AtomRecord(name=name, kind=old.kind, attempt=next_attempt)
-            self.records[name] = new
-            changes.append(new)
-            s.unmet.pop(name, None)
-            s.rerun.discard(name)
-        for name in copies:
-            del self.specs[name]
-        rec.attempt += 1
-        rec.intention = Intention.EXECUTE
-        rec.result = {_FIRST_ATTEMPTS: first}
-        changes.append(rec)
-        s.open_children[scope] = 0
-        for child in spec.children:
-            s.open_children[scope] += 1
-            s.unmet[child] = len(self.specs[child].preds)
-            child_rec = self.records[child]
-            child_rec.not_before = now + delay if delay > 0 else None
-            if s.unmet[child] == 0:
-                self._enqueue(child)
-
 
 def _shape_problem(spec: AtomSpec, result: Any) -> str | None:
     """Why `result` cannot be unpacked into the names the task provides, or None."""

@@ -263,3 +263,51 @@ def test_process_workers_refuse_a_lambda_naming_the_task() -> None:
             run_flow(linear(task(nested)), dispatcher=dispatcher)
     finally:
         dispatcher.shutdown(wait=True)
+
+
+def test_resume_mid_subflow_retry_finishes_the_revert_and_runs_the_round_again() -> None:
+    log = Log()
+    control = RunControl()
+    calls = {"c": 0}
+
+    def undo_b() -> None:
+        log.add("undo b")
+        control.stop()
+
+    def c(context: TaskContext) -> None:
+        calls["c"] += 1
+        log.add(f"c#{context.attempt}")
+        if calls["c"] == 1:
+            raise ConnectionError("first round fails")
+
+    def b(context: TaskContext) -> None:
+        log.add(f"b#{context.attempt}")
+
+    sub = linear(task(b, name="b", revert=undo_b), task(c, name="c"), name="sub",
+                 retry=Retry(times=1))
+    flow = linear(task(lambda: log.add("a"), name="a"), sub, task(lambda: log.add("d"), name="d"))
+    store = MemoryStore()
+    first = run_flow(flow, store=store, job_id="j", control=control)
+    assert first.state is RunState.SUSPENDED
+    saved = store.load(first.execution_id).atoms
+    assert saved["sub"].intention.value == "RETRY" and saved["b"].state is AtomState.REVERTED
+    second = run_flow(flow, store=store, job_id="j", epoch=2)
+    assert second.state is RunState.SUCCESS
+    assert log.events == ["a", "b#1", "c#1", "undo b", "b#2", "c#2", "d"]
+
+
+def test_the_core_is_pure_and_incremental() -> None:
+    flow = compile_flow(linear(*[task(lambda: None, name=f"t{i}") for i in range(1000)]), {})
+    core = Core(flow, {})
+    decision = core.decide(0.0)
+    assert [s.name for s in decision.starts] == ["t0"]
+    for i in range(999):
+        records = core.on_success(f"t{i}", 1, None, float(i))
+        assert [r.name for r in records] == [f"t{i}"]
+        decision = core.decide(float(i))
+        assert [s.name for s in decision.starts] == [f"t{i + 1}"]
+        assert [r.name for r in decision.records] == [f"t{i + 1}"]
+    core.on_success("t999", 1, None, 999.0)
+    assert core.decide(999.0).finished
+    # an outcome for an attempt that is not current is ignored
+    assert core.on_success("t5", 1, None, 1000.0) == []
