@@ -106,7 +106,7 @@ class Runner:
         self.random = random
         self.logger = logger or logging.getLogger("conductor.task")
         self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._deadlines: dict[tuple[str, int], float] = {}
+        self._deadlines: dict[tuple[str, int], tuple[float, float]] = {}  # (deadline, timeout)
         self._cancel_flag = CancelFlag()
 
     # -- the loop -----------------------------------------------------------------------
@@ -181,7 +181,8 @@ class Runner:
                     "has not finished (an engine bug)"
                 )
             deadlines = [d for d in (decision.wake_at, stop_deadline,
-                                     min(self._deadlines.values(), default=None))
+                                     min((d for d, _ in self._deadlines.values()),
+                                         default=None))
                          if d is not None and d != float("inf")]
             event = self.clock.wait(self._events, min(deadlines, default=None),
                                     busy=core.busy > 0)
@@ -239,7 +240,9 @@ class Runner:
             logger=self.logger,
         )
         if invocation.timeout is not None and invocation.action == EXECUTE:
-            self._deadlines[(invocation.name, invocation.attempt)] = now + invocation.timeout
+            self._deadlines[(invocation.name, invocation.attempt)] = (
+                now + invocation.timeout, invocation.timeout
+            )
         try:
             future = self.dispatcher.submit(invocation, context)
         except Exception as exc:  # a broken pool: fail the attempt, never the loop
@@ -249,12 +252,12 @@ class Runner:
         future.add_done_callback(lambda _: self._events.put(done))
 
     def _expire(self, core: Core, now: float, pending: dict[str, AtomRecord]) -> None:
-        for (name, attempt), deadline in list(self._deadlines.items()):
+        for (name, attempt), (deadline, timeout) in list(self._deadlines.items()):
             if deadline <= now:
                 del self._deadlines[(name, attempt)]
                 error = TaskTimeout(
-                    f"task {name!r} attempt {attempt} ran past its timeout of "
-                    f"{self.flow.atoms[name].timeout if name in self.flow.atoms else '?'} s"
+                    f"task {name!r} attempt {attempt} ran past its timeout of {timeout} s; "
+                    "its late result will be discarded"
                 )
                 self._collect(pending, core.on_failure(
                     name, attempt, AttemptFailure.from_exception(error), now
