@@ -58,6 +58,7 @@ class Core(Compensation):
         random: Callable[[], float] = random_module.random,
     ) -> None:
         super().__init__(flow, inputs, atoms, failure, random)
+        self._loaded: list[AtomRecord] = []  # transitions found while loading, saved first
         self._s.open_children[None] = 0
         self._load(None, flow.graph.roots)
         if failure is not None:
@@ -68,8 +69,8 @@ class Core(Compensation):
                 if (spec.kind == RETRY and rec is not None and rec.intention is Intention.RETRY
                         and rec.state is AtomState.RUNNING):
                     self._begin_revert(name, retry=True)
-        if not flow.graph.roots:
-            self._finish_success([])
+        if self._s.open_children[None] == 0 and not self._s.reverting:
+            self._finish_success([])  # nothing left to run (an empty or finished flow)
 
     # -- loading saved state ------------------------------------------------------------------
     def _load(self, parent: str | None, names: tuple[str, ...] | list[str]) -> None:
@@ -78,13 +79,17 @@ class Core(Compensation):
         for name in names:
             spec = self.specs[name]
             rec = self._record(name, spec.kind)
+            if spec.kind != TASK and rec.state in _STARTED:
+                self._load(name, self._children(spec, expand=True))
+                if rec.state is AtomState.RUNNING and s.open_children[name] == 0:
+                    # every child succeeded but the container's own SUCCESS was not saved
+                    self._mark_done(name, rec.started_at or 0.0)
+                    self._loaded.append(rec)
             s.unmet[name] = sum(
                 1 for p in spec.preds if self.records[p].state is not AtomState.SUCCESS
             )
             if rec.state is not AtomState.SUCCESS:
                 s.open_children[parent] += 1
-            if spec.kind != TASK and rec.state in _STARTED:
-                self._load(name, self._children(spec, expand=True))
             if rec.state is AtomState.PENDING and s.unmet[name] == 0:
                 self._enqueue(name)
             elif rec.state is AtomState.RUNNING and spec.kind == TASK:
@@ -101,7 +106,7 @@ class Core(Compensation):
         execution-level change and the wake-up time are reported.
         """
         s = self._s
-        changes: list[AtomRecord] = []
+        changes, self._loaded = self._loaded, []
         starts: list[Invocation] = []
         while start and self.final is None:
             while s.delayed and s.delayed[0][0] <= now:
@@ -284,6 +289,12 @@ class Core(Compensation):
                 self._container_done(parent, now, changes)
 
     def _container_done(self, name: str, now: float, changes: list[AtomRecord]) -> None:
+        changes.append(self._mark_done(name, now))
+        if not self._frozen(name):
+            self._succeeded(name, now, changes)
+
+    def _mark_done(self, name: str, now: float) -> AtomRecord:
+        """A container whose children all succeeded: SUCCESS (a repeat collects results)."""
         spec = self.specs[name]
         rec = self.records[name]
         if spec.kind == REPEAT:
@@ -296,9 +307,7 @@ class Core(Compensation):
             rec.result = results
         rec.state = AtomState.SUCCESS
         rec.finished_at = now
-        changes.append(rec)
-        if not self._frozen(name):
-            self._succeeded(name, now, changes)
+        return rec
 
     def _finish_success(self, changes: list[AtomRecord]) -> None:
         self.final = ExecutionChange(ExecutionState.SUCCESS, result=self.flow_result())

@@ -180,7 +180,8 @@ class Runner:
                     f"execution {self.execution.id}: nothing runs, nothing is due and the flow "
                     "has not finished (an engine bug)"
                 )
-            deadlines = [d for d in (decision.wake_at, stop_deadline,
+            idle = stopping or control.paused  # due retries wait: no busy loop while paused
+            deadlines = [d for d in (None if idle else decision.wake_at, stop_deadline,
                                      min((d for d, _ in self._deadlines.values()),
                                          default=None))
                          if d is not None and d != float("inf")]

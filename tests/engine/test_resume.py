@@ -311,3 +311,40 @@ def test_the_core_is_pure_and_incremental() -> None:
     assert core.decide(999.0).finished
     # an outcome for an attempt that is not current is ignored
     assert core.on_success("t5", 1, None, 1000.0) == []
+
+
+class WatchedClock(FakeClock):
+    """A fake clock that records the deadline of every wait and whether the run was paused."""
+
+    def __init__(self, control: RunControl) -> None:
+        super().__init__(0)
+        self.control = control
+        self.waits: list[tuple[bool, float | None]] = []
+        self.changed = threading.Condition()
+
+    def wait(self, events: Any, deadline: float | None, busy: bool) -> Any:
+        with self.changed:
+            self.waits.append((self.control.paused, deadline))
+            self.changed.notify_all()
+        return super().wait(events, deadline, busy)
+
+
+def test_a_paused_run_does_not_spin_on_a_due_retry() -> None:
+    control = RunControl()
+    clock = WatchedClock(control)
+
+    def flaky(context: TaskContext) -> str:
+        if context.attempt == 1:
+            control.pause()
+            raise ConnectionError("down")
+        return "ok"
+
+    thread, box = _in_thread(flow=linear(task(flaky, provides="v", retry=Retry(times=1,
+                                                                            delay=5))),
+                             clock=clock, control=control)
+    with clock.changed:
+        assert clock.changed.wait_for(lambda: any(p and d is None for p, d in clock.waits), WAIT)
+    assert all(deadline is None for paused, deadline in clock.waits if paused)
+    control.resume()
+    thread.join(WAIT)
+    assert box["outcome"].state is RunState.SUCCESS and clock.jumps == [5]
