@@ -209,6 +209,7 @@ def test_an_unreachable_server_is_store_unavailable_with_the_password_hidden() -
 LOCKER = """
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
+sys.stdin.readline()
 db.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
 sys.stdin.readline()
@@ -219,7 +220,8 @@ print("released", flush=True)
 
 @pytest.fixture
 def sqlite_locker(migrated_sqlite_url: str) -> Iterator[subprocess.Popen[str]]:
-    """Another process holding the SQLite write lock until a line is written to its stdin."""
+    """Another process that takes the SQLite write lock at `lock()` and holds it until
+    `release()`."""
     path = make_url(migrated_sqlite_url).database or ""
     proc = subprocess.Popen([sys.executable, "-c", LOCKER, path], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
@@ -232,7 +234,10 @@ def sqlite_locker(migrated_sqlite_url: str) -> Iterator[subprocess.Popen[str]]:
 
 
 def lock(proc: subprocess.Popen[str]) -> None:
-    assert proc.stdout is not None and proc.stdout.readline() == "locked\n"
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline() == "locked\n"
 
 
 def release(proc: subprocess.Popen[str]) -> None:
