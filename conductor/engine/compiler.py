@@ -330,11 +330,14 @@ class _Compiler:
             preds[b].append(a)
             succs[a].append(b)
         keys: dict[str, tuple[int, ...]] = {}
+        edges_by_parent: dict[str | None, list[tuple[str, str]]] = {}
+        for a, b in lifted:
+            edges_by_parent.setdefault(parent_of[a], []).append((a, b))
 
         def assign(parent: str | None, prefix: tuple[int, ...]) -> None:
             level = children.get(parent, [])
-            level_edges = {(a, b) for a, b in lifted if a in level}
-            ordered = _topological(level, level_edges, order_of.__getitem__, list)
+            ordered = _topological(level, edges_by_parent.get(parent, []),
+                                   order_of.__getitem__, list)
             for position, node in enumerate(ordered):
                 keys[node] = (*prefix, position)
                 if node in self.containers:

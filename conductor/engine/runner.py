@@ -149,7 +149,6 @@ class Runner:
             self._expire(core, now, pending)
             stopping = control.stop_requested
             if stopping and stop_deadline is None:
-                self._cancel_flag.set()
                 grace = control.grace
                 stop_deadline = float("inf") if grace is None else now + grace
             decision = core.decide(now, start=not (stopping or control.paused))
@@ -160,6 +159,8 @@ class Runner:
                 return self._finish(pending, execution, core)
             out_of_time = stop_deadline is not None and now >= stop_deadline
             if stopping and (core.busy == 0 or out_of_time):
+                if core.busy:
+                    self._cancel_flag.set()  # abandoned attempts may notice and return early
                 execution = ExecutionChange(ExecutionState.SUSPENDED, failure=core.failure)
                 problem = self._save(pending, execution)
                 return problem or RunResult(RunState.SUSPENDED, reason="stopped")

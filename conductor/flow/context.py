@@ -9,7 +9,9 @@ from typing import Any
 
 
 class CancelFlag:
-    """Set when the run is stopping or cancelled; a long task may check it and return early.
+    """Set when the execution is cancelled, or when the run gives up on the attempts in flight
+    (abort, fenced off, store unavailable, a stop whose grace period ran out): a long task may
+    check it and return early. A graceful stop does not set it (attempts finish normally).
 
     Inside a process-pool worker the flag is a fresh, never-set copy: cancellation is not
     forwarded across processes.
