@@ -191,7 +191,8 @@ class _Compiler:
             for end in (first, second):
                 if end not in parts:
                     raise FlowError(
-                        f"graph {node.name or ''} edge ({first!r}, {second!r}) names {end!r}, "
+                        f"graph{' ' + repr(node.name) if node.name else ''} edge "
+                        f"({first!r}, {second!r}) names {end!r}, "
                         f"which is not a child of the graph (children: {sorted(parts)})"
                     )
             self.edges.update((u, v) for u in parts[first].exits for v in parts[second].entries)

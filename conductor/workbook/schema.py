@@ -137,6 +137,7 @@ class _Builder:
             if kind == "task":
                 return self.task(node, fields, field)
             if kind == "repeat":
+                self.reader.only(node, fields, {"repeat"}, field)
                 return self.repeat(fields["repeat"][1], field + ".repeat")
             return self.pattern(node, fields, kind, field)
         except FlowError as exc:

@@ -348,3 +348,30 @@ def test_a_paused_run_does_not_spin_on_a_due_retry() -> None:
     control.resume()
     thread.join(WAIT)
     assert box["outcome"].state is RunState.SUCCESS and clock.jumps == [5]
+
+
+class FlakyStore(MemoryStore):
+    """A MemoryStore whose saves start failing with StoreUnavailable after `good` saves."""
+
+    def __init__(self, good: int) -> None:
+        super().__init__()
+        self.good = good
+
+    def save(self, execution_id: str, epoch: int, atoms: Sequence[AtomRecord] = (),
+             execution: ExecutionChange | None = None, delegations: Sequence[Any] = ()) -> None:
+        if self.good <= 0:
+            from persistence import StoreUnavailable  # noqa: PLC0415
+
+            raise StoreUnavailable("database is locked (simulated outage)")
+        self.good -= 1
+        super().save(execution_id, epoch, atoms, execution, delegations)
+
+
+def test_a_store_outage_abandons_the_run_and_starts_nothing_more() -> None:
+    log = Log()
+    flow = linear(task(lambda: log.add("a"), name="a"), task(lambda: log.add("b"), name="b"))
+    store = FlakyStore(good=1)  # the first save (a RUNNING) works, the next fails
+    outcome = run_flow(flow, store=store)
+    assert outcome.state is RunState.ABANDONED and outcome.reason == "store unavailable"
+    assert "simulated outage" in str(outcome.error)
+    assert log.events == ["a"]  # b's RUNNING was never saved, so b never started

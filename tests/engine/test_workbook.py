@@ -127,6 +127,8 @@ def test_a_valid_snippet_parses(registry: Registry) -> None:
         (BASE.replace("workbook: 1", "workbook: 7"), 1, "workbook", "unsupported schema"),
         (BASE + "        - repeat: {over: xs}\n", 8, "flows.f.flow.linear[1].repeat.do",
          "missing"),
+        (BASE + "        - repeat: {over: xs, do: {task: b, action: shop.notify}}\n"
+         "          name: misplaced\n", 9, "flows.f.flow.linear[1].name", "unknown field"),
         (BASE + "        - task: a\n          action: shop.reserve\n", 5, "flows.f.flow",
          "duplicate atom name 'a'"),
         (BASE.replace("  f:\n", "  f:\n    version: [1]\n"), 4, "flows.f.version",
@@ -152,3 +154,42 @@ def test_invalid_yaml_syntax_gives_line_and_column(registry: Registry) -> None:
 def test_duplicate_keys_are_rejected(registry: Registry) -> None:
     error = _error(BASE + "    flow: {}\n", registry)
     assert error.field == "flows.f.flow" and "twice" in error.message and error.line == 8
+
+
+GRAPHS = """\
+workbook: 1
+flows:
+  g:
+    flow:
+      graph:
+        - task: notify
+          action: shop.notify
+          provides: sent
+        - task: reserve
+          action: shop.reserve
+          provides: reservation
+        - repeat:
+            over: amounts
+            provides: charges
+            do:
+              linear:
+                - task: charge
+                  action: shop.charge
+                  rebind: {amount: item}
+                  provides: charged
+            name: charging
+      edges: [[reserve, charging]]
+"""
+
+
+def test_graph_edges_and_repeat_bodies_in_yaml(registry: Registry) -> None:
+    [flow] = parse_workbook(GRAPHS, registry)
+    registry.add_flow("g", flow.flow)
+    inputs = {"order_id": "o9", "amounts": [1, 2, 3]}
+    compiled = registry.compile("g", inputs)
+    assert compiled.atoms["charging"].preds == ("reserve",)
+    assert compiled.atoms["notify"].preds == ("charging",)  # data flow: needs `charges`
+    outcome = run_flow(compiled, inputs)
+    assert outcome.state is RunState.SUCCESS
+    assert outcome.result["sent"] == 3
+    assert outcome.result["charges"][2] == {"amount": 3, "reservation": "reservation-o9"}
