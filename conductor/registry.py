@@ -122,8 +122,15 @@ class Registry:
         return entry
 
     def add_action(self, name: str, target: Task | Callable[..., Any]) -> Task:
-        """Register a task (or a function, made a task) that workbooks may call by name."""
-        made = target if isinstance(target, Task) else FunctionTask(target)
+        """Register a task (an instance, a Task subclass, or a function made a task) that
+        workbooks may call by name."""
+        made: Task
+        if isinstance(target, Task):
+            made = target
+        elif isinstance(target, type) and issubclass(target, Task):
+            made = target()
+        else:
+            made = FunctionTask(target)
         with self._lock:
             if name in self._actions and self._actions[name] is not made:
                 raise RegistryError(f"action {name!r} is registered twice")

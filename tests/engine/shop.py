@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conductor.flow import Retry, linear, task
+from conductor.flow import Retry, Task, linear, task
 from conductor.registry import Registry, action, registered_flow
 
 
@@ -22,6 +22,17 @@ def charge(amount: int, reservation: str) -> dict[str, Any]:
 @action("shop.notify")
 def notify(charges: list[Any]) -> int:
     return len(charges)
+
+
+@action("shop.audit")
+class Audit(Task):
+    """A class-based action (its revert comes along into workbooks)."""
+
+    def execute(self, order_id: str) -> str:
+        return f"audited {order_id}"
+
+    def revert(self, order_id: str) -> None:
+        return None
 
 
 @registered_flow("shop.steps", version="3", description="n tasks in a line")

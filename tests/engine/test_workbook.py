@@ -41,7 +41,9 @@ def test_a_workbook_flow_runs(registry: Registry) -> None:
 
 
 def test_registry_knows_flows_actions_and_versions(registry: Registry) -> None:
-    assert registry.actions() == ["shop.charge", "shop.notify", "shop.reserve"]
+    assert registry.actions() == ["shop.audit", "shop.charge", "shop.notify", "shop.reserve"]
+    audit = registry.action("shop.audit")
+    assert audit.has_revert and [a.parameter for a in audit.arguments] == ["order_id"]
     entry = registry.get("shop.steps")
     assert entry.version == "3" and entry.description == "n tasks in a line"
     assert registry.get("shop.order").source.endswith("shop.yaml:3")
