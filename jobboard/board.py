@@ -134,7 +134,13 @@ class JobBoard:
 
     @property
     def session_id(self) -> int | None:
+        """The current ZooKeeper session id (claims record the session they were taken in)."""
         return self._ctx.session.session_id
+
+    @property
+    def connected(self) -> bool:
+        """False while SUSPENDED or LOST: a conductor should start no new task then."""
+        return self._ctx.session.connected
 
     @property
     def watcher(self) -> BoardWatcher:
@@ -231,7 +237,8 @@ class JobBoard:
                         return None
                     if excluded and view.generation != excluded_at:
                         excluded.clear()
-                    candidates = view.candidates(self._stampede_width, excluded)
+                    ours = self._held.not_claimable_by_us()
+                    candidates = view.candidates(self._stampede_width, excluded | ours)
                     if candidates:
                         break
                     remaining = None if deadline is None else deadline - time.monotonic()
@@ -258,7 +265,8 @@ class JobBoard:
         job it will probably pick next, in the same round trip as the ending operation."""
         if not self._claims_next:
             return
-        candidates = self._watcher.view.candidates(self._stampede_width)
+        ours = self._held.not_claimable_by_us()
+        candidates = self._watcher.view.candidates(self._stampede_width, ours)
         if candidates:
             job_id = self._random.choice(candidates)
             read = self._ctx.client.get_async(self._ctx.paths.job(job_id))

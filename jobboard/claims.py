@@ -190,7 +190,9 @@ class ClaimProtocol:
                     raise self._lost(claim, "the session ended before the release was applied")
             return True
 
-        self._holder_op(claim, build, verify, {1: "the claim node is gone", 2: "job removed"})
+        self._holder_op(
+            claim, build, verify, {1: "the claim node is gone", 2: "job removed"}, job_left=False
+        )
 
     def complete(self, claim: Claim, outcome: dict[str, Any]) -> None:
         """Remove the job and its claim and store the outcome, atomically."""
@@ -269,10 +271,13 @@ class ClaimProtocol:
         build: Callable[[Any], None],
         verify: Callable[[], bool | None],
         reasons: dict[int, str],
+        job_left: bool = True,
     ) -> None:
         if claim.lost.is_set():
             raise ClaimLost(claim.job_id, claim.lost_reason or "lost earlier")
         claim.closing = True
+        if job_left:
+            self.held.job_leaving(claim.job_id)
         done = False
         try:
             for _ in range(MAX_ATTEMPTS):
@@ -287,6 +292,8 @@ class ClaimProtocol:
         finally:
             if not done:
                 claim.closing = False
+                if job_left:
+                    self.held.forget_ended({claim.job_id})
 
     def _attempt(
         self, claim: Claim, build: Callable[[Any], None], reasons: dict[int, str]

@@ -29,6 +29,8 @@ class HeldClaims:
         self._claims: dict[str, Claim] = {}
         # CHANGED events our own claim multi-ops will cause: no read needed for those.
         self._own_changes: Counter[str] = Counter()
+        # Jobs we completed, parked or trashed whose deletion event has not arrived yet.
+        self._ended: set[str] = set()
 
     def add(self, claim: Claim) -> None:
         with self._lock:
@@ -38,6 +40,25 @@ class HeldClaims:
         with self._lock:
             if self._claims.get(claim.job_id) is claim:
                 del self._claims[claim.job_id]
+
+    def job_leaving(self, job_id: str) -> None:
+        """We are about to remove the job from jobs/ (complete, park, trash): keep excluding
+        it from our candidates until its deletion event arrives (forget_ended if we fail)."""
+        with self._lock:
+            self._ended.add(job_id)
+
+    def not_claimable_by_us(self) -> set[str]:
+        """Jobs the view may still show as claimable although we hold or just ended them."""
+        with self._lock:
+            return set(self._claims) | self._ended
+
+    def forget_ended(self, job_ids: set[str] | None = None) -> None:
+        """The view caught up (deletion seen, or a fresh listing): stop excluding those."""
+        with self._lock:
+            if job_ids is None:
+                self._ended.clear()
+            else:
+                self._ended -= job_ids
 
     def get(self, job_id: str) -> Claim | None:
         with self._lock:
@@ -78,6 +99,7 @@ class HeldClaims:
             self.lose(claim, "the claim node was removed by someone else")
 
     def job_removed(self, job_id: str) -> None:
+        self.forget_ended({job_id})
         claim = self.get(job_id)
         if claim is not None and not claim.closing:
             self.lose(claim, "the job was removed from the board by someone else")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -24,6 +25,8 @@ from kazoo.security import ACL
 from jobboard.events import EventDispatcher
 from jobboard.model import BoardEvent, BoardEventKind
 from jobboard.naming import BoardPaths
+
+log = logging.getLogger(__name__)
 
 
 class SessionChanged(ConnectionLoss):  # type: ignore[misc]
@@ -66,7 +69,8 @@ class SessionTracker:
         self._new_session_hooks.append(hook)
 
     def on_lost(self, hook: Callable[[], None]) -> None:
-        """Run `hook()` on the board's event thread when the session is LOST."""
+        """Run `hook()` at once when the session is LOST, on kazoo's connection thread: it must
+        not block nor call ZooKeeper (it marks claims lost and queues notifications)."""
         self._lost_hooks.append(hook)
 
     # -- state -------------------------------------------------------------------------------
@@ -80,6 +84,10 @@ class SessionTracker:
         with self._lock:
             return session_id in self._past
 
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
     def wait_connected(self, timeout: float) -> bool:
         """Block until connected (True) or `timeout` seconds passed (False)."""
         return self._connected.wait(max(timeout, 0.0))
@@ -89,7 +97,10 @@ class SessionTracker:
             self._connected.clear()
             self.events.emit(BoardEvent(BoardEventKind.LOST, {"session": self._session_id}))
             for hook in self._lost_hooks:
-                self.events.call(hook)
+                try:
+                    hook()
+                except Exception:
+                    log.exception("session-lost hook failed")
         elif state == KazooState.SUSPENDED:
             self._connected.clear()
             self.events.emit(BoardEvent(BoardEventKind.SUSPENDED, {"session": self._session_id}))

@@ -113,6 +113,7 @@ class BoardWatcher:
         children = self.ctx.client.get_children(self.ctx.paths.jobs)
         self.resyncs += 1
         self.view.reset_jobs(children)
+        self.held.forget_ended()
         present = set(children)
         for claim in self.held.all():
             if claim.job_id not in present and not claim.closing:
