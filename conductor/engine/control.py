@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from conductor.engine.clock import TICK
@@ -25,6 +26,14 @@ class RunControl:
         self.paused = False
         self.aborted = False
         self.cancelled = False
+        self.gate: Callable[[], bool] | None = None
+        """Asked right before each attempt starts, after its RUNNING state is saved: False
+        holds the start (the conductor closes it while its ZooKeeper session is not provably
+        alive). Held starts are looked at again every GATE_RECHECK seconds."""
+
+    def may_start(self) -> bool:
+        """Whether an attempt whose RUNNING state is saved may start now."""
+        return not self.paused and (self.gate is None or self.gate())
 
     def stop(self, grace: float | None = None) -> None:
         """Start nothing new; wait up to `grace` seconds (None: as long as it takes) for the

@@ -38,6 +38,9 @@ from persistence.store import ExecutionStore
 
 log = logging.getLogger("conductor.engine")
 
+GATE_RECHECK = 0.05
+"""Seconds between looks at a closed start gate (RunControl.gate); only while it is closed."""
+
 
 class RunState(str, enum.Enum):
     """How a run ended. ABANDONED: the runner stopped without saving a final word (aborted,
@@ -136,6 +139,7 @@ class Runner:
         )
         stop_deadline: float | None = None
         cancel_applied = False
+        held: list[Invocation] = []  # saved RUNNING, waiting for the control's gate to open
         while True:
             control = self.control
             if control.aborted:
@@ -158,7 +162,8 @@ class Runner:
             if decision.finished:
                 return self._finish(pending, execution, core)
             out_of_time = stop_deadline is not None and now >= stop_deadline
-            if stopping and (core.busy == 0 or out_of_time):
+            running = core.busy - len(held)  # held starts never began: nothing to wait for
+            if stopping and (running == 0 or out_of_time):
                 if core.busy:
                     self._cancel_flag.set()  # abandoned attempts may notice and return early
                 execution = ExecutionChange(ExecutionState.SUSPENDED, failure=core.failure)
@@ -173,8 +178,11 @@ class Runner:
                 if problem:
                     return problem
                 execution = None
-            for invocation in decision.starts:
-                self._dispatch(invocation, now)
+            held.extend(decision.starts)
+            if held and control.may_start():
+                for invocation in held:
+                    self._dispatch(invocation, now)
+                held.clear()
             if (core.busy == 0 and decision.wake_at is None and not decision.only_delegated
                     and not control.paused and not stopping):
                 raise EngineStalled(
@@ -182,7 +190,8 @@ class Runner:
                     "has not finished (an engine bug)"
                 )
             idle = stopping or control.paused  # due retries wait: no busy loop while paused
-            deadlines = [d for d in (None if idle else decision.wake_at, stop_deadline,
+            recheck = now + GATE_RECHECK if held else None
+            deadlines = [d for d in (None if idle else decision.wake_at, stop_deadline, recheck,
                                      min((d for d, _ in self._deadlines.values()),
                                          default=None))
                          if d is not None and d != float("inf")]
