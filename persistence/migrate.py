@@ -20,6 +20,7 @@ from sqlalchemy import URL, Connection, text
 
 from persistence.connect import WRITE_OPTION, StoreOptions, create_store_engine, masked
 from persistence.errors import SchemaOutdated
+from persistence.retry import Retrier
 from persistence.schema import VERSION_TABLE
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -35,26 +36,39 @@ def head() -> str:
     return found
 
 
-def current(url: str | URL) -> str | None:
-    """The database's schema revision, or None for a database never upgraded."""
-    with _connection(url, lock=False) as conn:
-        return _current(conn)
+def current(url: str | URL, *, retry_for: float = 0.0) -> str | None:
+    """The database's schema revision, or None for a database never upgraded.
+
+    Raises StoreUnavailable if the database stays unreachable for `retry_for` seconds.
+    """
+
+    def read() -> str | None:
+        with _connection(url, lock=False) as conn:
+            return _current(conn)
+
+    return Retrier(retry_for, where=masked(url)).run(read, what="read the schema revision")
 
 
-def upgrade(url: str | URL, revision: str = "head") -> str | None:
+def upgrade(url: str | URL, revision: str = "head", *, retry_for: float = 30.0) -> str | None:
     """Apply the migrations up to `revision` (default: the newest); returns the revision now
-    current. Safe to run while other processes upgrade or use the database."""
-    with _connection(url, lock=True) as conn:
-        config = _config()
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
-        return _current(conn)
+    current. Safe to run while other processes upgrade or use the database; transient errors
+    are retried for `retry_for` seconds (the whole upgrade is one transaction)."""
+
+    def apply() -> str | None:
+        with _connection(url, lock=True) as conn:
+            config = _config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+            return _current(conn)
+
+    return Retrier(retry_for, where=masked(url)).run(apply, what="upgrade the schema")
 
 
-def check(url: str | URL) -> None:
-    """Raise SchemaOutdated, saying what to run, unless the schema is at this code's revision."""
+def check(url: str | URL, *, retry_for: float = 0.0) -> None:
+    """Raise SchemaOutdated, saying what to run, unless the schema is at this code's revision
+    (StoreUnavailable if the database stays unreachable for `retry_for` seconds)."""
     needed = head()
-    found = current(url)
+    found = current(url, retry_for=retry_for)
     if found == needed:
         return
     if found is None:

@@ -22,9 +22,10 @@ def open_store(
     `options` are StoreOptions fields (retry_for, pool_size, max_overflow, pool_timeout,
     pool_recycle, pool_pre_ping, connect_timeout, keepalives_idle, busy_timeout, synchronous);
     an unknown one is a TypeError. With `check_schema` (the default), raises SchemaOutdated
-    saying what to run if the database's schema is not the one this code needs.
+    saying what to run if the database's schema is not the one this code needs, and
+    StoreUnavailable if the database stays unreachable for `retry_for` seconds.
     """
     settings = StoreOptions.from_keywords(options)
     if check_schema:
-        migrate.check(url)
+        migrate.check(url, retry_for=settings.retry_for)
     return SqlStore(create_store_engine(url, settings), settings)

@@ -202,6 +202,8 @@ def test_an_unreachable_server_is_store_unavailable_with_the_password_hidden() -
     with store, pytest.raises(StoreUnavailable) as raised:
         store.find_by_job("job-1")
     assert "s3cret" not in str(raised.value) and "postgres:***@" in str(raised.value)
+    with pytest.raises(StoreUnavailable, match="read the schema revision"):
+        open_store(url, retry_for=0.3)  # a conductor starting during an outage
 
 
 # -- SQLite held locked by another process ----------------------------------------------------
