@@ -67,6 +67,7 @@ class JobBoard:
         self._read_ahead_lock = threading.Lock()
         self._read_ahead: tuple[str, Any] | None = None
         self._claims_next = False  # claim_next was used: read ahead when a claim ends
+        self._closed = False
         self._held = HeldClaims(self._ctx)
         self._watcher = BoardWatcher(self._ctx, self._held)
         self._claims = ClaimProtocol(self._ctx, self._held, self._watcher.start)
@@ -109,7 +110,13 @@ class JobBoard:
                     self._ctx.read(client.ensure_path, path, self._ctx.acl)
 
     def close(self) -> None:
-        """Stop watching and delivering events (and close the client if the board made it)."""
+        """Stop watching and delivering events (and close the client if the board made it).
+
+        Threads blocked in claim_next return None."""
+        view = self._watcher.view
+        with view.condition:
+            self._closed = True
+            view.condition.notify_all()
         self._watcher.stop()
         self._ctx.session.close()
         self._ctx.events.close()
@@ -220,10 +227,13 @@ class JobBoard:
     ) -> Claim | None:
         """Claim the best claimable job, blocking until there is one.
 
-        None after `timeout` seconds or once `stop` is set. Picks among the first few jobs of
-        the best priority band in a random order, so claimers do not all race for one job.
+        None after `timeout` seconds, once `stop` is set or the board is closed. Picks among
+        the first few jobs of the best priority band in a random order, so claimers do not all
+        race for one job.
         """
         check_name("owner id", owner)
+        if self._closed:
+            return None
         self._watcher.start()
         self._claims_next = True
         view = self._watcher.view
@@ -233,7 +243,7 @@ class JobBoard:
         while True:
             with view.condition:
                 while True:
-                    if stop is not None and stop.is_set():
+                    if self._closed or (stop is not None and stop.is_set()):
                         return None
                     if excluded and view.generation != excluded_at:
                         excluded.clear()

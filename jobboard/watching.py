@@ -32,6 +32,7 @@ class BoardWatcher:
         self.view = ClaimableView()
         self._lock = threading.Lock()
         self._started = False
+        self._closed = False
         self._jobs_synced = threading.Event()
         self._claims_synced = threading.Event()
         self._jobs_prefix = ctx.paths.jobs + "/"
@@ -54,6 +55,8 @@ class BoardWatcher:
     def start(self, timeout: float | None = None) -> None:
         """Start watching (once) and wait until the view holds a first full listing."""
         with self._lock:
+            if self._closed:
+                return
             if not self._started:
                 self._started = True
                 for watch in self._watches:
@@ -69,7 +72,9 @@ class BoardWatcher:
         return self._started
 
     def stop(self) -> None:
+        """Stop for good (the board is closing)."""
         with self._lock:
+            self._closed = True
             if not self._started:
                 return
             self._started = False

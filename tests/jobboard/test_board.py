@@ -53,6 +53,10 @@ def test_claimers_spread_over_the_first_jobs_of_the_best_band(make_board: BoardF
         assert claim.job_id in high, "priority always comes first"
         picks.add(high.index(claim.job_id))
         board.release(claim)
+        view = board.watcher.view
+        with view.condition:  # the release reached the view: all 6 are candidates again
+            while not view.is_claimable(claim.job_id):
+                assert view.condition.wait(10)
     assert picks <= {0, 1, 2, 3}, "only among the first 4 of the band"
     drained = []
     while (claim := board.claim_next("c", timeout=0)) is not None:
@@ -233,3 +237,16 @@ def test_read_ahead_of_the_next_job_is_never_trusted_blindly(make_board: BoardFa
     third = board.claim_next("c", timeout=10)
     assert third is not None and third.job_id == d.id
     assert operator.get(c.id).owner == taken.owner
+
+
+def test_close_releases_threads_blocked_in_claim_next(make_board: BoardFactory) -> None:
+    board = make_board()
+    board.watch()
+    result: list[object] = []
+    waiting = threading.Thread(target=lambda: result.append(board.claim_next("c")))
+    waiting.start()
+    with board.watcher.view.condition:  # the waiter is blocked once it released the lock
+        pass
+    board.close()
+    waiting.join(10)
+    assert not waiting.is_alive() and result == [None]

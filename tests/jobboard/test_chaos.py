@@ -27,6 +27,7 @@ def test_leader_loss_loses_no_job_and_claims_none_twice(
     workers = [make_board(hosts=hosts, session_timeout=15) for _ in range(2)]
     posted: dict[str, str] = {}
     completed: list[tuple[str, str, int]] = []
+    claimed: list[str] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
     posting_done = threading.Event()
@@ -54,6 +55,8 @@ def test_leader_loss_loses_no_job_and_claims_none_twice(
                     if posting_done.is_set():
                         return
                     continue
+                with lock:
+                    claimed.append(claim.job_id)
                 board.complete(claim, {"state": "SUCCESS", "by": owner})
                 with lock:
                     completed.append((claim.job_id, owner, claim.epoch))
@@ -83,7 +86,8 @@ def test_leader_loss_loses_no_job_and_claims_none_twice(
     assert len(posted) == JOBS and len(set(posted.values())) == JOBS
     runs = Counter(job_id for job_id, _, _ in completed)
     assert set(runs) == set(posted.values())
-    assert set(runs.values()) == {1}, "a job was claimed and completed twice"
+    assert set(runs.values()) == {1}, "a job was completed twice"
+    assert set(Counter(claimed).values()) == {1}, "a job was claimed twice"
     assert producer.jobs() == []
     for job_id in posted.values():
         outcome = producer.wait(job_id, timeout=30)
