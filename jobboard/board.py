@@ -12,6 +12,7 @@ import contextlib
 import random
 import threading
 import time
+from collections.abc import Collection
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -149,6 +150,17 @@ class JobBoard:
         """False while SUSPENDED or LOST: a conductor should start no new task then."""
         return self._ctx.session.connected
 
+    def session_alive(self) -> bool:
+        """True while connected with a live session (same as `connected`)."""
+        return self._ctx.session.connected
+
+    def interrupt(self) -> None:
+        """Wake every thread blocked in claim_next so it re-checks its `stop` event."""
+        view = self._watcher.view
+        with view.condition:
+            view.generation += 1
+            view.condition.notify_all()
+
     @property
     def watcher(self) -> BoardWatcher:
         """The incremental view (started by the first claim; see `watch()`)."""
@@ -224,12 +236,14 @@ class JobBoard:
         owner: str,
         timeout: float | None = None,
         stop: threading.Event | None = None,
+        exclude: Collection[str] = (),
     ) -> Claim | None:
         """Claim the best claimable job, blocking until there is one.
 
         None after `timeout` seconds, once `stop` is set or the board is closed. Picks among
         the first few jobs of the best priority band in a random order, so claimers do not all
-        race for one job.
+        race for one job. `exclude`: job ids not to claim now (e.g. ones backing off). Call
+        `interrupt()` after setting `stop` to wake a blocked call at once.
         """
         check_name("owner id", owner)
         if self._closed:
@@ -247,8 +261,8 @@ class JobBoard:
                         return None
                     if excluded and view.generation != excluded_at:
                         excluded.clear()
-                    ours = self._held.not_claimable_by_us()
-                    candidates = view.candidates(self._stampede_width, excluded | ours)
+                    skip = excluded | self._held.not_claimable_by_us() | set(exclude)
+                    candidates = view.candidates(self._stampede_width, skip)
                     if candidates:
                         break
                     remaining = None if deadline is None else deadline - time.monotonic()

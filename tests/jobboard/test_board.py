@@ -250,3 +250,25 @@ def test_close_releases_threads_blocked_in_claim_next(make_board: BoardFactory) 
     board.close()
     waiting.join(10)
     assert not waiting.is_alive() and result == [None]
+
+
+def test_claim_next_skips_excluded_jobs(make_board: BoardFactory) -> None:
+    board = make_board(stampede_width=1)
+    first, second = board.post("a", "f", {}), board.post("b", "f", {})
+    claim = board.claim_next("c", timeout=10, exclude={first.id})
+    assert claim is not None and claim.job_id == second.id
+    assert board.claim_next("c", timeout=0.1, exclude={first.id}) is None
+
+
+def test_interrupt_wakes_a_stopped_claim_next_at_once(make_board: BoardFactory) -> None:
+    board = make_board()
+    board.watch()
+    stop = threading.Event()
+    result: list[object] = []
+    waiting = threading.Thread(target=lambda: result.append(board.claim_next("c", stop=stop)))
+    waiting.start()
+    stop.set()
+    board.interrupt()
+    waiting.join(10)
+    assert not waiting.is_alive() and result == [None]
+    assert board.session_alive() and board.connected
