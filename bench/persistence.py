@@ -26,9 +26,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 from sqlalchemy import make_url
+
+# Run as a script, this file's directory comes first on sys.path and its name would shadow the
+# persistence package: put the repository first.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from persistence import AtomRecord, AtomState, SqlStore, migrate, open_store
 

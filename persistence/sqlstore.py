@@ -1,11 +1,13 @@
 """The SQL execution store (SQLite and PostgreSQL): fenced writes with SQLAlchemy Core.
 
-Fencing in SQL terms: every write transaction starts with one conditional UPDATE of the
-execution row (`... WHERE id = :id AND epoch = :epoch`). If it matches no row the writer is stale:
-the transaction is rolled back and Fenced raised, so nothing at all was written. If it matches,
-the row is now locked against other writers until COMMIT (PostgreSQL row lock; on SQLite the
-whole database is write-locked from BEGIN IMMEDIATE), so no take-over can slip in between the
-check and the writes that follow it in the same transaction.
+Fencing in SQL terms: the first statement of every save is conditional on the execution row
+having the writer's epoch (`... WHERE id = :id AND epoch = :epoch`): the UPDATE writing an
+execution change, else the first atom's upsert fed by a locking SELECT of that row, else that
+locking SELECT alone. If it matches no row the writer is stale: the transaction is rolled back and
+Fenced raised, so nothing at all was written. If it matches, the row is now locked against other
+writers until COMMIT (PostgreSQL row lock; on SQLite the whole database is write-locked from
+BEGIN IMMEDIATE), so no take-over can slip in between the check and the writes that follow it in
+the same transaction.
 
 Every write is safe to apply twice (whole-row upserts, take-over accepting its own claim again,
 completion ids), which is what makes retrying a transaction whose COMMIT outcome is unknown safe.
@@ -18,8 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, delete, select, update
 
 from persistence import jsonvalue, sqlreads
 from persistence.connect import WRITE_OPTION, PreEncoded, StoreOptions, masked
@@ -43,14 +44,11 @@ from persistence.records import (
     Ownership,
 )
 from persistence.retry import Retrier
-from persistence.schema import atoms, delegations, executions, ownerships
+from persistence.schema import delegations, executions, ownerships
+from persistence.sqlstatements import WriteStatements
 
 T = TypeVar("T")
 
-_ATOM_VALUE_COLUMNS = (
-    "kind", "state", "intention", "attempt", "result", "failure",
-    "not_before", "started_at", "finished_at",
-)
 
 
 class SqlStore:
@@ -71,24 +69,7 @@ class SqlStore:
             else engine
         )
         self._retrier = Retrier(self.options.retry_for, where=self.url)
-        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        upsert = self._insert(atoms)
-        self._atom_upsert = upsert.on_conflict_do_update(
-            index_elements=[atoms.c.execution_id, atoms.c.name],
-            set_={name: upsert.excluded[name] for name in _ATOM_VALUE_COLUMNS},
-        )
-        self._insert_execution = self._insert(executions).on_conflict_do_nothing(
-            index_elements=[executions.c.job_id]
-        )
-        is_ours = (
-            executions.c.id == bindparam("fence_id"),
-            executions.c.epoch == bindparam("fence_epoch"),
-        )
-        # The fence: with an execution change, the UPDATE that writes it; otherwise a locking
-        # read (PostgreSQL row lock; SQLite holds its write lock since BEGIN IMMEDIATE), which
-        # leaves no dead row version or index update behind each atom transition.
-        self._fence_update = update(executions).where(*is_ours)
-        self._fence_lock = select(executions.c.epoch).where(*is_ours).with_for_update()
+        self._sql = WriteStatements(dialect)
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -105,7 +86,7 @@ class SqlStore:
         def transaction(conn: Connection) -> ExecutionRecord:
             now = time.time()
             conn.execute(
-                self._insert_execution,
+                self._sql.insert_execution,
                 {
                     "id": new_id, "job_id": job_id, "flow_name": flow_name,
                     "flow_version": flow_version, "inputs": encoded,
@@ -182,19 +163,24 @@ class SqlStore:
         def transaction(conn: Connection) -> None:
             now = time.time()
             fence = {"fence_id": execution_id, "fence_epoch": epoch}
+            rows = atom_rows
+            # The fence comes first, folded into the first write when there is one.
             if change:
                 values = {**change, "updated_at": now}
                 if "finished_at" in values:
                     values["finished_at"] = now
-                ours = conn.execute(self._fence_update, {**fence, **values}).rowcount == 1
+                ours = conn.execute(self._sql.fence_update, {**fence, **values}).rowcount == 1
+            elif rows:
+                first, rows = {**fence, **rows[0]}, rows[1:]
+                ours = conn.execute(self._sql.fenced_atom_upsert, first).rowcount == 1
             else:
-                ours = conn.execute(self._fence_lock, fence).first() is not None
+                ours = conn.execute(self._sql.fence_lock, fence).first() is not None
             if not ours:
                 stored = sqlreads.stored_epoch(conn, execution_id)
                 if stored is None:
                     raise UnknownExecution(f"no execution {execution_id}")
                 raise Fenced(execution_id, epoch, stored)
-            self._upsert_atoms(conn, atom_rows)
+            self._upsert_atoms(conn, rows)
             if delegation_rows:
                 self._insert_new_delegations(conn, delegation_rows, now)
 
@@ -330,21 +316,17 @@ class SqlStore:
         fencing tests catch that), so one execute per row there.
         """
         if len(rows) > 1 and self._dialect == "sqlite":
-            conn.execute(self._atom_upsert, rows)
+            conn.execute(self._sql.atom_upsert, rows)
             return
         for row in rows:
-            conn.execute(self._atom_upsert, row)
+            conn.execute(self._sql.atom_upsert, row)
 
     def _insert_new_delegations(
         self, conn: Connection, rows: list[dict[str, Any]], now: float
     ) -> None:
         """Insert delegations; one already there from our own earlier try is fine, a token hash
         belonging to another delegation is refused (and the whole save rolled back)."""
-        conn.execute(
-            self._insert(delegations)
-            .values([{**row, "created_at": now} for row in rows])
-            .on_conflict_do_nothing(index_elements=[delegations.c.token_hash])
-        )
+        conn.execute(self._sql.insert_delegations([{**row, "created_at": now} for row in rows]))
         stored = {
             r.token_hash: (r.execution_id, r.atom_name, r.attempt)
             for r in conn.execute(

@@ -198,6 +198,25 @@ def test_a_fenced_save_writes_nothing(store: ExecutionStore) -> None:
     assert store.delegations(execution_id) == []
 
 
+@pytest.mark.parametrize("shape", ["atoms", "execution", "delegations", "nothing"])
+def test_every_shape_of_save_is_fenced(store: ExecutionStore, shape: str) -> None:
+    """Each shape takes a different fence in SQL (atom upsert, UPDATE, locking read)."""
+    execution_id = running(store, epoch=10)
+    store.take_over(execution_id, 11, "beta")
+    before = store.load(execution_id)
+    arguments = {
+        "atoms": {"atoms": [AtomRecord("a"), AtomRecord("b")]},
+        "execution": {"execution": ExecutionChange(ExecutionState.FAILED)},
+        "delegations": {"delegations": [NewDelegation("a", 1, "hash-a")]},
+        "nothing": {},
+    }[shape]
+    with pytest.raises(Fenced):
+        store.save(execution_id, 10, **arguments)  # type: ignore[arg-type]
+    assert store.load(execution_id) == before
+    assert store.delegations(execution_id) == []
+    store.save(execution_id, 11, **arguments)  # type: ignore[arg-type]
+
+
 def test_save_with_a_newer_epoch_than_stored_is_fenced_too(store: ExecutionStore) -> None:
     execution_id = running(store, epoch=10)
     with pytest.raises(Fenced):

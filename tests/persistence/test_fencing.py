@@ -16,6 +16,8 @@ import pytest
 from persistence import (
     AtomRecord,
     AtomState,
+    ExecutionChange,
+    ExecutionState,
     ExecutionStore,
     Fenced,
     SqlStore,
@@ -38,7 +40,7 @@ def shared_by_new(store: ExecutionStore, execution_id: str) -> None:
                                               result={"by": "new"})])
 
 
-def race_in_threads(store: SqlStore, job_id: str) -> None:
+def race_in_threads(store: SqlStore, job_id: str, change: ExecutionChange | None) -> None:
     execution_id = new_execution(store, job_id)
     start = threading.Barrier(2)
     taken = threading.Event()
@@ -53,7 +55,7 @@ def race_in_threads(store: SqlStore, job_id: str) -> None:
                 store.save(execution_id, STALE, [
                     AtomRecord("shared", state=AtomState.SUCCESS, result={"by": "stale"}),
                     AtomRecord(f"stale-{i}", state=AtomState.SUCCESS, result=i),
-                ])
+                ], change)
             except Fenced:
                 fenced.append(i)
                 return
@@ -78,9 +80,14 @@ def race_in_threads(store: SqlStore, job_id: str) -> None:
     }
 
 
-def test_threads_race_and_the_stale_writer_is_fenced(sql_store: SqlStore) -> None:
+@pytest.mark.parametrize("with_change", [False, True], ids=["atoms", "atoms+execution"])
+def test_threads_race_and_the_stale_writer_is_fenced(
+    sql_store: SqlStore, with_change: bool
+) -> None:
+    """Atom-only saves and saves with an execution change take different fences."""
+    change = ExecutionChange(ExecutionState.RUNNING) if with_change else None
     for round_number in range(3):
-        race_in_threads(sql_store, f"job-{round_number}")
+        race_in_threads(sql_store, f"job-{round_number}", change)
 
 
 def run_stale_writer(url: str, execution_id: str, mode: str, *extra: str) -> subprocess.Popen[str]:
