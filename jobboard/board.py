@@ -19,6 +19,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError
 from kazoo.security import ACL, OPEN_ACL_UNSAFE
 
+from jobboard import lease
 from jobboard.admin import Admin
 from jobboard.claims import ClaimProtocol
 from jobboard.connect import TLSOptions, connect
@@ -56,6 +57,7 @@ class JobBoard:
         stampede_width: int = STAMPEDE_WIDTH,
     ) -> None:
         paths = BoardPaths(root)
+        lease.install(client)  # a no-op for clients made by jobboard.connect
         acl = list(acl or client.default_acl or OPEN_ACL_UNSAFE)
         events = EventDispatcher()
         session = SessionTracker(client, paths, acl, events)
@@ -151,8 +153,11 @@ class JobBoard:
         return self._ctx.session.connected
 
     def session_alive(self) -> bool:
-        """True while connected with a live session (same as `connected`)."""
-        return self._ctx.session.connected
+        """True while the session is provably alive: connected, and a reply to one of our
+        sends arrived recently enough that the server cannot have expired it (jobboard.lease).
+        Ask right before acting on a claim; False just after this process was stopped (SIGSTOP,
+        GC pause) past its session timeout, even before kazoo notices."""
+        return self._ctx.session.connected and lease.alive(self._ctx.client)
 
     def interrupt(self) -> None:
         """Wake every thread blocked in claim_next so it re-checks its `stop` event."""

@@ -17,8 +17,8 @@ from kazoo.protocol.serialization import Auth
 from kazoo.retry import KazooRetry
 from kazoo.security import ACL, make_digest_acl
 
+from jobboard import lease
 from jobboard.errors import BoardUnavailable, InvalidInput
-from jobboard.zkwatch import registry_of
 
 KAZOO_LOGGER = "jobboard.kazoo"
 
@@ -98,7 +98,7 @@ def make_client(
         options["default_acl"] = digest_acl(credentials)
     options.update(kazoo_kwargs)
     client = KazooClient(**options)
-    registry_of(client)
+    lease.install(client)
     return client
 
 
