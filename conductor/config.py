@@ -30,6 +30,16 @@ def default_db_url() -> str:
     return f"sqlite:///{Path(base) / 'zkconductor' / 'conductor.sqlite'}"
 
 
+def prepare_db_url(url: str) -> str:
+    """Create the parent directory of a SQLite file URL (SQLite will not); return the URL."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + ":memory:"):
+        path = Path(url[len(prefix):].split("?", 1)[0])
+        if str(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
 def default_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -45,6 +55,8 @@ class Settings:
     name: str = field(default_factory=default_name)
     max_jobs: int = 4
     session_timeout: float = 10.0
+    connect_timeout: float = 15.0
+    db_retry_for: float = 30.0
     grace: float = 30.0
     max_crashes: int = 3
     max_declines: int = 20
@@ -175,6 +187,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"session_timeout must be at least 1 second, got {settings.session_timeout}"
         )
+    if settings.connect_timeout <= 0 or settings.db_retry_for < 0:
+        raise ConfigError("connect_timeout must be > 0 and db_retry_for >= 0")
     if settings.grace < 0:
         raise ConfigError(f"grace must not be negative, got {settings.grace}")
     if not settings.root.startswith("/") or (settings.root.endswith("/") and settings.root != "/"):

@@ -91,10 +91,13 @@ class JobBoard:
         session_timeout: float = 10.0,
         credentials: str | None = None,
         tls: TLSOptions | None = None,
+        start_timeout: float = 30.0,
         **board_kwargs: Any,
     ) -> JobBoard:
-        """Connect a client of the board's own (closed by `close()`) and open the board."""
-        client = connect(hosts, session_timeout=session_timeout, credentials=credentials, tls=tls)
+        """Connect a client of the board's own (closed by `close()`) and open the board;
+        BoardUnavailable if ZooKeeper cannot be reached within `start_timeout` seconds."""
+        client = connect(hosts, session_timeout=session_timeout, credentials=credentials, tls=tls,
+                         start_timeout=start_timeout)
         try:
             board = cls(client, root, **board_kwargs)
         except BaseException:

@@ -18,7 +18,7 @@ def emit_json(data: Any, stream: TextIO | None = None) -> None:
 def emit_table(
     rows: Sequence[Sequence[Any]], headers: Sequence[str], stream: TextIO | None = None
 ) -> None:
-    """Columns aligned to their widest cell; `-` for missing values; nothing but headers if empty."""
+    """Columns aligned to their widest cell, `-` for a missing value."""
     out = stream or sys.stdout
     cells = [[_cell(value) for value in row] for row in rows]
     widths = [len(h) for h in headers]

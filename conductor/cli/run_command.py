@@ -1,0 +1,143 @@
+"""`conductor run`: the long-running conductor daemon.
+
+Signals: the first SIGTERM or SIGINT stops claiming and gives the tasks in flight `grace`
+seconds, then releases every held job (another conductor resumes it at once, no session expiry
+needed) and exits 0. A second one stops waiting for the tasks in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+from conductor.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CommandError,
+    add_board_options,
+    add_db_options,
+    open_board,
+    open_execution_store,
+    settings_from,
+)
+from conductor.config import Settings
+from conductor.daemon import Conductor
+from conductor.daemon.services import Policy
+from conductor.engine.dispatch import LocalDispatcher
+from conductor.registry import Registry, RegistryError
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+_DONE_SIGNAL = signal.SIGUSR1  # the serving thread tells the main thread it has finished
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser("run", help="run a conductor daemon")
+    run.add_argument("--flows", action="append", metavar="MODULE|FILE",
+                     help="Python module, .py file or YAML workbook of flows (repeatable)")
+    run.add_argument("--name", help="conductor id, unique among live conductors "
+                     "(default: host-pid)")
+    run.add_argument("--max-jobs", type=int, metavar="N", help="jobs run at once (default 4)")
+    run.add_argument("--grace", type=float, metavar="S",
+                     help="seconds tasks in flight may finish after SIGTERM (default 30)")
+    run.add_argument("--http", metavar="ADDR", help="serve task callbacks on HOST:PORT")
+    run.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO (default), WARNING")
+    policy = run.add_argument_group("failure policy")
+    policy.add_argument("--max-crashes", type=int, metavar="K",
+                        help="owners in a row that may die holding a job without progress "
+                        "before it is dead-lettered (default 3)")
+    policy.add_argument("--max-declines", type=int, metavar="K",
+                        help="releases by conductors lacking the job's flow before it is "
+                        "dead-lettered (default 20)")
+    policy.add_argument("--release-backoff", type=float, metavar="S",
+                        help="first delay before this conductor retries a job it gave back "
+                        "(doubles each time; default 5)")
+    policy.add_argument("--db-retry-for", type=float, metavar="S",
+                        help="seconds database errors are retried before the job is given "
+                        "back (default 30)")
+    add_board_options(run)
+    add_db_options(run)
+    run.set_defaults(handler=cmd_run)
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s [{settings.name}] %(name)s: %(message)s",
+    )
+    logging.getLogger("jobboard.kazoo").setLevel(max(logging.WARNING,
+                                                     logging.getLogger().level))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    # Block the stop signals in every thread (threads inherit the mask); only the main thread
+    # takes them, with sigwait: no handler ever runs on top of code holding a lock.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {*_STOP_SIGNALS, _DONE_SIGNAL})
+    settings = settings_from(args)
+    configure_logging(settings)
+    log = logging.getLogger("conductor")
+    log.info("starting with %s", settings.describe())
+    if not settings.flows:
+        raise CommandError("no flows to run: give --flows MODULE|FILE (or CONDUCTOR_FLOWS)")
+    try:
+        registry = Registry.from_specs(settings.flows)
+    except RegistryError as exc:
+        raise CommandError(f"cannot load flows: {exc}") from None
+    store = open_execution_store(settings)
+    dispatcher = LocalDispatcher(max_workers=max(16, 4 * settings.max_jobs))
+    board = None
+    try:
+        board = open_board(settings)
+        conductor = Conductor(
+            settings.name, board, store, registry, dispatcher,
+            max_jobs=settings.max_jobs,
+            policy=Policy(max_crashes=settings.max_crashes, max_declines=settings.max_declines,
+                          grace=settings.grace),
+            release_backoff=settings.release_backoff,
+            info={"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()},
+        )
+        return _serve_until_signalled(conductor, log)
+    finally:
+        dispatcher.shutdown(wait=False)
+        if board is not None:
+            board.close()
+        store.close()
+
+
+def _serve_until_signalled(conductor: Conductor, log: logging.Logger) -> int:
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            conductor.serve()
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            os.kill(os.getpid(), _DONE_SIGNAL)
+
+    thread = threading.Thread(target=serve, name="conductor-serve")
+    thread.start()
+    stops = 0
+    while True:
+        received = signal.sigwait({*_STOP_SIGNALS, _DONE_SIGNAL})
+        if received == _DONE_SIGNAL:
+            break
+        stops += 1
+        name = signal.Signals(received).name
+        if stops == 1:
+            log.info("%s: stopping (tasks in flight may finish, then jobs are released)", name)
+            conductor.stop()
+        else:
+            log.warning("%s again: no more waiting for tasks in flight", name)
+            conductor.stop(grace=0)
+    thread.join()
+    if failure:
+        log.error("conductor failed: %s", failure[0])
+        return EXIT_FAILED
+    return EXIT_OK

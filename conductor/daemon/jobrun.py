@@ -1,0 +1,287 @@
+"""One claimed job, from claim to its end on the board.
+
+The order of steps is what keeps the promises: the flow is resolved from this conductor's own
+registry (never from job data); the execution is taken over with the claim's epoch before any
+state is written (so a stale owner is fenced off); the final state is saved before the job is
+completed on the board (so a crash in between only makes the next owner complete it from the
+saved state, without running anything again). Whatever happens, the claim ends in exactly one
+of: complete, release (with backoff), park, trash, or abandoned because it was already lost.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from typing import Any
+
+from conductor.daemon.services import Services
+from conductor.engine.control import RunControl
+from conductor.engine.graph import CompiledFlow
+from conductor.engine.runner import Runner, RunResult, RunState
+from conductor.registry import InvalidInputs, RegistryError, UnknownFlow
+from jobboard.errors import BoardError, BoardUnavailable, ClaimConflict, ClaimLost
+from jobboard.model import Claim
+from persistence.errors import Fenced, PersistenceError, StoreUnavailable
+from persistence.records import AtomState, ExecutionRecord
+
+OUTCOME_TRACEBACK_CHARS = 4000
+
+
+class JobEnd(str, enum.Enum):
+    """How a JobRun left the job on the board."""
+
+    COMPLETED = "COMPLETED"
+    RELEASED = "RELEASED"  # given back: stopping, or a transient problem here (with backoff)
+    DECLINED = "DECLINED"  # given back: this conductor lacks the flow
+    PARKED = "PARKED"
+    TRASHED = "TRASHED"
+    ABANDONED = "ABANDONED"  # the claim was lost (or fenced off): another owner has the job
+
+
+class _Finished(Exception):
+    """Internal: the job reached its end on the board before the flow ran."""
+
+    def __init__(self, end: JobEnd) -> None:
+        super().__init__(end.value)
+        self.end = end
+
+
+class JobRun:
+    """Runs one claimed job to its end (see the module docstring for the order of steps)."""
+
+    def __init__(self, services: Services, claim: Claim) -> None:
+        self.services = services
+        self.claim = claim
+        self.job_id = claim.job_id
+        self.document = claim.document
+        self.control = RunControl()
+        self.control.gate = services.liveness.may_start
+        self.log = services.log.getChild("job").getChild(claim.job_id)
+
+    # -- the steps ----------------------------------------------------------------------
+    def run(self) -> JobEnd:
+        services = self.services
+        services.liveness.add(self.control)
+        self.claim.add_listener(self._on_claim_event)
+        if self.claim.lost.is_set():
+            self.control.abort()
+        try:
+            flow, execution = self._prepare()
+            if execution.state.finished:
+                return self._complete(self._outcome_of(execution))
+            if self.document.get("cancel"):
+                self.control.cancel()
+            result = Runner(services.store, flow, execution, self.claim.epoch,
+                            dispatcher=services.dispatcher, control=self.control).run()
+            return self._conclude(result)
+        except _Finished as finished:
+            return finished.end
+        except Exception:
+            self.log.exception("unexpected error; giving the job back (counted as a crash)")
+            return self._release(crashed=True)
+        finally:
+            services.liveness.remove(self.control)
+
+    def stop(self, grace: float | None) -> None:
+        """Ask the run to stop: tasks in flight may finish within `grace`, then the job is
+        released for another conductor."""
+        self.control.stop(grace)
+
+    def _prepare(self) -> tuple[CompiledFlow, ExecutionRecord]:
+        """Resolve the flow from this conductor's registry (the version the execution started
+        with, if any) and take the execution over with the claim's epoch."""
+        store, registry = self.services.store, self.services.registry
+        flow_name, inputs = str(self.document["flow"]), self.document["inputs"]
+        try:
+            existing = store.find_by_job(self.job_id)
+            version = existing.flow_version if existing is not None else None
+            flow = self._resolve(flow_name, inputs, version)
+            execution = existing or store.create_execution(
+                self.job_id, flow_name, registry.get(flow_name, version).version, inputs)
+            self._check_crashes(execution)
+            return flow, store.take_over(execution.id, self.claim.epoch, self.services.owner)
+        except Fenced as exc:
+            self.log.warning("claim is stale, leaving the job: %s", exc)
+            raise _Finished(JobEnd.ABANDONED) from None
+        except StoreUnavailable as exc:
+            self.log.warning("database unavailable, giving the job back: %s", exc)
+            raise _Finished(self._release(backoff=True)) from None
+        except ValueError as exc:  # the job's execution runs another flow: bad job data
+            raise _Finished(self._trash(str(exc))) from None
+
+    def _resolve(self, flow_name: str, inputs: Any, version: str | None) -> CompiledFlow:
+        try:
+            return self.services.registry.compile(flow_name, inputs, version)
+        except UnknownFlow as exc:
+            raise _Finished(self._decline(str(exc))) from None
+        except InvalidInputs as exc:
+            raise _Finished(self._trash(f"invalid inputs for flow {flow_name!r}: {exc}")) from None
+        except ImportError as exc:  # a rolling deploy: this conductor's code is incomplete
+            raise _Finished(self._decline(f"flow {flow_name!r} failed to import: {exc}")) from None
+        except RegistryError as exc:
+            raise _Finished(self._trash(f"flow {flow_name!r} cannot be built: {exc}")) from None
+        except Exception as exc:  # a bug in the flow's factory: dead-letter, fix, restore
+            self.log.exception("flow %r raised while being built", flow_name)
+            end = self._trash(f"flow {flow_name!r} raised while being built: {exc!r}")
+            raise _Finished(end) from exc
+
+    def _check_crashes(self, execution: ExecutionRecord) -> None:
+        """Dead-letter a poison pill: a job whose last owners all died holding it, with no
+        task succeeding in between. Progress since the last claim resets the count."""
+        crashes = self._crashes()
+        if crashes < 1:
+            return
+        done = sum(1 for atom in execution.atoms.values() if atom.state is AtomState.SUCCESS)
+        if done > int(self.document.get("progress", 0)):
+            self._update_document({"settled_attempts": self._attempts() - 1, "progress": done})
+            return
+        if crashes >= self.services.policy.max_crashes:
+            raise _Finished(self._trash(
+                f"{crashes} owners in a row died holding this job without any task succeeding "
+                f"(max_crashes={self.services.policy.max_crashes}); last owners ran it on "
+                f"execution {execution.id}"))
+
+    def _crashes(self) -> int:
+        """Owners before this one that died holding the job since it last ended a claim
+        cleanly (or made progress). The board counts claims in `attempts`; the conductor
+        records in `settled_attempts` the count at its last clean end."""
+        return self._attempts() - 1 - int(self.document.get("settled_attempts", 0))
+
+    # -- ending -------------------------------------------------------------------------
+    def _conclude(self, result: RunResult) -> JobEnd:
+        if result.state in (RunState.SUCCESS, RunState.REVERTED, RunState.FAILED):
+            outcome: dict[str, Any] = {"state": result.state.value,
+                                       "execution": result.execution_id}
+            if result.state is RunState.SUCCESS:
+                outcome["result"] = result.result
+            if result.failure is not None:
+                outcome["failure"] = _failure_json(result.failure.to_json())
+            return self._complete(outcome)
+        if result.state is RunState.SUSPENDED:
+            return self._release()
+        if result.state is RunState.PARKED:
+            return self._park()
+        # ABANDONED
+        if isinstance(result.error, StoreUnavailable):
+            return self._release(backoff=True)
+        self.log.info("abandoned the job (%s)", result.reason)
+        return JobEnd.ABANDONED
+
+    def _outcome_of(self, execution: ExecutionRecord) -> dict[str, Any]:
+        outcome: dict[str, Any] = {"state": execution.state.value, "execution": execution.id}
+        if execution.state.value == "SUCCESS":
+            outcome["result"] = execution.result
+        if execution.failure is not None:
+            outcome["failure"] = _failure_json(execution.failure.to_json())
+        return outcome
+
+    def _complete(self, outcome: dict[str, Any]) -> JobEnd:
+        outcome["conductor"] = self.services.name
+        outcome["finished_at"] = time.time()
+        if self._board_op(lambda: self.services.board.complete(self.claim, outcome)):
+            self.log.info("completed: %s", outcome["state"])
+            return JobEnd.COMPLETED
+        return JobEnd.ABANDONED
+
+    def _release(self, *, backoff: bool = False, crashed: bool = False) -> JobEnd:
+        updates = None if crashed else {"settled_attempts": self._attempts()}
+        if backoff:
+            delay = self.services.backoff.hold(self.job_id)
+            self.log.info("leaving the job alone here for %.1f s", delay)
+        if self._board_op(lambda: self.services.board.release(self.claim, updates)):
+            return JobEnd.RELEASED
+        return JobEnd.ABANDONED
+
+    def _decline(self, why: str) -> JobEnd:
+        declines = int(self.document.get("declines", 0)) + 1
+        limit = self.services.policy.max_declines
+        if declines >= limit:
+            return self._trash(f"declined {declines} times (max_declines={limit}); last: {why}")
+        delay = self.services.backoff.hold(self.job_id)
+        self.log.warning("declining the job (%s); not retrying it here for %.1f s", why, delay)
+        updates = {"declines": declines, "settled_attempts": self._attempts()}
+        if self._board_op(lambda: self.services.board.release(self.claim, updates)):
+            return JobEnd.DECLINED
+        return JobEnd.ABANDONED
+
+    def _park(self) -> JobEnd:
+        deadline = self._earliest_deadline()
+        updates = {"settled_attempts": self._attempts()}
+        if self._board_op(lambda: self.services.board.park(self.claim, deadline, updates)):
+            self.log.info("parked until its delegated tasks complete")
+            return JobEnd.PARKED
+        return JobEnd.ABANDONED
+
+    def _earliest_deadline(self) -> float | None:
+        try:
+            execution = self.services.store.find_by_job(self.job_id)
+            if execution is None:
+                return None
+            open_deadlines = [d.deadline for d in self.services.store.delegations(execution.id)
+                              if d.completed_at is None and d.deadline is not None]
+        except PersistenceError:
+            return None
+        return min(open_deadlines, default=None)
+
+    def _trash(self, reason: str) -> JobEnd:
+        self.log.error("dead-lettering the job: %s", reason)
+        if self._board_op(lambda: self.services.board.trash(self.job_id, reason, claim=self.claim)):
+            return JobEnd.TRASHED
+        return JobEnd.ABANDONED
+
+    def _attempts(self) -> int:
+        return int(self.document.get("attempts", 1))
+
+    def _update_document(self, updates: dict[str, Any]) -> None:
+        try:
+            self.services.board.update(self.job_id, updates)
+            self.document = {**self.document, **updates}
+        except BoardError as exc:
+            self.log.warning("could not record progress on the board: %s", exc)
+
+    def _board_op(self, operation: Callable[[], object]) -> bool:
+        """Run a claim-ending board operation, retrying while ZooKeeper is unreachable for as
+        long as the claim may still be ours. False when the claim turned out lost (nothing
+        changed). Any other board error is a bug: the job is released plainly instead."""
+        delay = 0.1
+        while True:
+            try:
+                operation()
+                return True
+            except ClaimLost as exc:
+                self.log.warning("%s", exc)
+                return False
+            except (BoardUnavailable, ClaimConflict) as exc:
+                if self.claim.lost.wait(delay):
+                    self.log.warning("claim lost while retrying the board: %s", exc)
+                    return False
+                self.log.warning("board operation failed, retrying: %s", exc)
+                delay = min(delay * 2, 5.0)
+            except BoardError:
+                self.log.exception("board operation refused; releasing the job plainly")
+                return self._plain_release()
+
+    def _plain_release(self) -> bool:
+        try:
+            self.services.board.release(self.claim)
+            return True
+        except BoardError:
+            self.log.exception("could not release the job; it is freed when this session ends")
+            return False
+
+    # -- notifications (board event thread) ---------------------------------------------
+    def _on_claim_event(self, claim: Claim, kind: str) -> None:
+        if kind == "lost":
+            self.control.abort()
+        elif kind == "changed" and claim.document.get("cancel"):
+            self.control.cancel()
+
+
+def _failure_json(failure: dict[str, str]) -> dict[str, str]:
+    """A failure for the board's outcome: the traceback trimmed to its end (the database
+    keeps it whole)."""
+    text = failure.get("traceback", "")
+    if len(text) > OUTCOME_TRACEBACK_CHARS:
+        failure = {**failure, "traceback": "..." + text[-OUTCOME_TRACEBACK_CHARS:]}
+    return failure
