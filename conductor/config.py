@@ -71,6 +71,9 @@ class Settings:
     http_secret: str | None = field(default=None, repr=False)
     http_url: str | None = None
     log_level: str = "INFO"
+    executor: str = "threads"
+    workers: int = 0  # task threads/processes; 0: 16 or 4 per job, whichever is more
+    task_ledger: str | None = None
 
     def describe(self) -> dict[str, Any]:
         """Settings safe to print or log: secrets replaced by '***'."""
@@ -181,6 +184,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 
 def _validate(settings: Settings) -> None:
+    if settings.executor not in ("threads", "processes"):
+        raise ConfigError(f"executor must be threads or processes, got {settings.executor!r}")
+    if settings.workers < 0:
+        raise ConfigError(f"workers must not be negative, got {settings.workers}")
     if settings.max_jobs < 1:
         raise ConfigError(f"max_jobs must be at least 1, got {settings.max_jobs}")
     if settings.session_timeout < 1:

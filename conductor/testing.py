@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from kazoo.client import KazooClient
 from kazoo.protocol.states import WatchedEvent
@@ -39,22 +39,6 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str,
         if time.monotonic() >= deadline:
             raise ConditionTimeout(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
-
-
-def read_ledger(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every complete JSON line of a ledger (a line still being written is skipped)."""
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        return []
-    entries = []
-    for line in text.splitlines():
-        if line.strip():
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return entries
 
 
 def wait_for_node(client: KazooClient, path: str, timeout: float, *,

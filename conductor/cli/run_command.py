@@ -29,7 +29,8 @@ from conductor.cli.common import (
 from conductor.config import Settings
 from conductor.daemon import Conductor
 from conductor.daemon.services import Policy
-from conductor.engine.dispatch import LocalDispatcher
+from conductor.engine.dispatch import Dispatcher, LocalDispatcher, ProcessDispatcher
+from conductor.ledger import LedgerDispatcher
 from conductor.registry import Registry, RegistryError
 
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
@@ -47,6 +48,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                      help="seconds tasks in flight may finish after SIGTERM (default 30)")
     run.add_argument("--http", metavar="ADDR", help="serve task callbacks on HOST:PORT")
     run.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO (default), WARNING")
+    run.add_argument("--executor", choices=("threads", "processes"),
+                     help="where task attempts run (default threads)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="task threads or processes (default: max(16, 4 x max-jobs))")
+    run.add_argument("--task-ledger", metavar="FILE",
+                     help="append one JSON line per task attempt started (audit, chaos checks)")
     policy = run.add_argument_group("failure policy")
     policy.add_argument("--max-crashes", type=int, metavar="K",
                         help="owners in a row that may die holding a job without progress "
@@ -90,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except RegistryError as exc:
         raise CommandError(f"cannot load flows: {exc}") from None
     store = open_execution_store(settings)
-    dispatcher = LocalDispatcher(max_workers=max(16, 4 * settings.max_jobs))
+    dispatcher = make_dispatcher(settings)
     board = None
     try:
         board = open_board(settings)
@@ -108,6 +115,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         if board is not None:
             board.close()
         store.close()
+
+
+def make_dispatcher(settings: Settings) -> Dispatcher:
+    """The task executor the settings ask for, shared by every job of this conductor."""
+    workers = settings.workers or max(16, 4 * settings.max_jobs)
+    dispatcher: Dispatcher
+    if settings.executor == "processes":
+        dispatcher = ProcessDispatcher(max_workers=settings.workers or os.cpu_count() or 2)
+    else:
+        dispatcher = LocalDispatcher(max_workers=workers)
+    if settings.task_ledger:
+        dispatcher = LedgerDispatcher(dispatcher, settings.task_ledger)
+    return dispatcher
 
 
 def _serve_until_signalled(conductor: Conductor, log: logging.Logger) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 from conductor.daemon.services import Services
 from conductor.engine.control import RunControl
+from conductor.engine.dispatch import TaskNotSendable
 from conductor.engine.graph import CompiledFlow
 from conductor.engine.runner import Runner, RunResult, RunState
 from conductor.registry import InvalidInputs, RegistryError, UnknownFlow
@@ -77,6 +78,8 @@ class JobRun:
             return self._conclude(result)
         except _Finished as finished:
             return finished.end
+        except TaskNotSendable as exc:  # this conductor runs tasks in processes; others may not
+            return self._decline(str(exc))
         except Exception:
             self.log.exception("unexpected error; giving the job back (counted as a crash)")
             return self._release(crashed=True)

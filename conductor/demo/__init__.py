@@ -11,26 +11,16 @@ Load them with `conductor run --flows conductor.demo`.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
 
 from conductor.flow import TaskContext, linear, task
 from conductor.flow.patterns import Flow
+from conductor.ledger import append_line
 from conductor.registry import registered_flow
 
 MAX_STEPS = 10_000
-
-
-def append_line(path: str, record: dict[str, Any]) -> None:
-    """Append one JSON line atomically (a single write on an O_APPEND descriptor)."""
-    line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
 
 
 @task
