@@ -276,9 +276,7 @@ class JobBoard:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         return None
-                    if stop is not None:  # a threading.Event cannot wake a Condition
-                        remaining = 0.2 if remaining is None else min(remaining, 0.2)
-                    view.condition.wait(remaining)
+                    view.condition.wait(remaining)  # interrupt() wakes it for `stop`
                 generation = view.generation
             self._random.shuffle(candidates)
             read_ahead = self._take_read_ahead(candidates)

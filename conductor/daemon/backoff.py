@@ -15,8 +15,10 @@ class Backoff:
     """
 
     def __init__(self, base: float, cap: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_hold: Callable[[], None] | None = None) -> None:
         self.base = base
+        self.on_hold = on_hold  # told after every hold (the claimer recomputes what it skips)
         self.cap = cap
         self._clock = clock
         self._lock = threading.Lock()
@@ -31,7 +33,9 @@ class Backoff:
             delay: float = min(self.cap, self.base * 2.0**strikes)
             self._strikes[job_id] = (strikes + 1, now)
             self._until[job_id] = now + delay
-            return delay
+        if self.on_hold is not None:
+            self.on_hold()
+        return delay
 
     def forget(self, job_id: str) -> None:
         with self._lock:

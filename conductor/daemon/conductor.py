@@ -63,6 +63,8 @@ class Conductor:
             log=log.getChild(name),
         )
         self._stopping = threading.Event()
+        self._rethink = threading.Event()  # set to make a blocked claim_next return early
+        self.services.backoff.on_hold = self._reconsider
         self._slots = threading.Condition()
         self._running: dict[str, tuple[JobRun, threading.Thread]] = {}
         self.finished: dict[JobEnd, int] = dict.fromkeys(JobEnd, 0)
@@ -98,7 +100,7 @@ class Conductor:
         grace = self.services.policy.grace if grace is None else grace
         first = not self._stopping.is_set()
         self._stopping.set()
-        self.board.interrupt()
+        self._reconsider()
         with self._slots:
             self._slots.notify_all()
             runs = [run for run, _ in self._running.values()]
@@ -118,10 +120,18 @@ class Conductor:
                 self._slots.wait()
             return not self._stopping.is_set()
 
+    def _reconsider(self) -> None:
+        """Make a blocked claim_next return, so the loop looks at stopping and holds again."""
+        self._rethink.set()
+        self.board.interrupt()
+
     def _claim_one(self) -> None:
+        self._rethink.clear()  # before reading the holds: a later hold sets it again
+        if self._stopping.is_set():
+            return
         held, wake_in = self.services.backoff.held()
         claim = self.board.claim_next(
-            self.name, timeout=wake_in, stop=self._stopping, exclude=held)
+            self.name, timeout=wake_in, stop=self._rethink, exclude=held)
         if claim is None:
             return
         run = JobRun(self.services, claim)

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from conductor.testing import ConductorProcess, read_ledger
+from conductor.ledger import read_ledger
+from conductor.testing import ConductorProcess
 from jobboard.board import JobBoard
 from jobboard.zkserver import ZooKeeperServers
 

@@ -218,7 +218,12 @@ def test_outcomes_are_purged_with_their_keys(board: JobBoard) -> None:
 def test_claim_next_honours_timeout_and_stop(board: JobBoard) -> None:
     assert board.claim_next("c", timeout=0.1) is None
     stop = threading.Event()
-    threading.Timer(0.2, stop.set).start()
+
+    def stop_and_interrupt() -> None:
+        stop.set()
+        board.interrupt()
+
+    threading.Timer(0.2, stop_and_interrupt).start()
     assert board.claim_next("c", stop=stop) is None
 
 
