@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conductor.cli import board_commands, db_commands, run_command
+from conductor.cli import (
+    board_commands,
+    chaos_command,
+    db_commands,
+    delegation_commands,
+    run_command,
+)
 from conductor.cli.common import run_command as run_handler
 
 
@@ -25,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_command.register(commands)
     board_commands.register(commands)
     db_commands.register(commands)
+    delegation_commands.register(commands)
+    chaos_command.register(commands)
     return parser
 
 
