@@ -75,6 +75,9 @@ class Settings:
     workers: int = 0  # task threads/processes; 0: 16 or 4 per job, whichever is more
     task_ledger: str | None = None
 
+    def __repr__(self) -> str:
+        return f"Settings({self.describe()})"
+
     def describe(self) -> dict[str, Any]:
         """Settings safe to print or log: secrets replaced by '***'."""
         shown = dataclasses.asdict(self)
