@@ -47,7 +47,7 @@ demo: venv zookeeper
 	$(PY) -m conductor.demo.run
 
 bench: $(VENV)/.bench-installed zookeeper
-	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	for b in bench/[a-z]*.py; do echo "== $$b"; $(PY) -P $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
