@@ -104,8 +104,13 @@ def test_a_stopped_owner_resumed_after_a_takeover_never_starts_a_task_again(
     late = [e for e in entries if e["pid"] == first.pid and e["t"] >= taken_over_at]
     assert not late, f"the stale owner started tasks after the takeover: {late}"
     assert pids_of(entries) == [first.pid, second.pid]
-    wait_until(lambda: "fenced" in first.log_tail(200) or "lost" in first.log_tail(200)
-               or not first.alive, 30, "the stale owner to notice it lost the job")
+    wait_until(lambda: "fenced" in first.log_tail(200) or "lost" in first.log_tail(200),
+               30, "the stale owner to notice it lost the job")
+    # It rejoins with a new session (presence renewed) and runs jobs again.
+    assert second.terminate() == 0
+    rejoined = cluster.post_steps(1, 0.0, name="after")
+    assert cluster.board.wait(rejoined, DEADLINE).outcome["state"] == "SUCCESS"  # type: ignore[index]
+    assert [e["pid"] for e in cluster.entries(rejoined)] == [first.pid]
 
 
 def test_max_jobs_is_exactly_the_number_of_jobs_held_at_once(cluster: Cluster) -> None:
