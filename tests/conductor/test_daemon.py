@@ -192,3 +192,21 @@ def test_a_job_that_kills_every_owner_is_dead_lettered_after_max_crashes(
         execution = store.find_by_job(job)
         assert execution is not None
         assert execution.atoms["die"].state is AtomState.RUNNING
+
+
+def test_cancel_stops_a_running_job_at_the_next_task_boundary_and_reverts_it(
+        cluster: Cluster) -> None:
+    cluster.conductor("a")
+    job = cluster.post_steps(5, 0.3)
+    wait_until(lambda: any(e["task"] == "step-2" for e in cluster.entries(job)), DEADLINE,
+               "step-2 to start")
+    cluster.board.update(job, {"cancel": {"at": time.time(), "by": "test"}})
+    outcome = cluster.board.wait(job, DEADLINE)
+    assert outcome.outcome is not None and outcome.outcome["state"] == "REVERTED"
+    assert "Cancelled" in outcome.outcome["failure"]["type"]
+    started = {e["task"] for e in cluster.entries(job)}
+    assert started <= {"step-1", "step-2", "step-3"} and "step-5" not in started
+    with open_store(cluster.db) as store:
+        execution = store.find_by_job(job)
+        assert execution is not None and execution.state is ExecutionState.REVERTED
+        assert execution.atoms["step-1"].state is AtomState.REVERTED
