@@ -17,6 +17,7 @@ from typing import Any
 from conductor.daemon.backoff import Backoff
 from conductor.daemon.jobrun import JobEnd, JobRun
 from conductor.daemon.services import Liveness, Policy, Services
+from conductor.delegation.keeper import DeadlineKeeper
 from conductor.engine.dispatch import Dispatcher
 from conductor.registry import Registry
 from jobboard.board import JobBoard
@@ -42,6 +43,7 @@ class Conductor:
         policy: Policy | None = None,
         release_backoff: float = 5.0,
         info: dict[str, Any] | None = None,
+        callback_url: str | None = None,
     ) -> None:
         if max_jobs < 1:
             raise ValueError(f"max_jobs must be at least 1, got {max_jobs}")
@@ -61,7 +63,9 @@ class Conductor:
             liveness=self.liveness,
             backoff=Backoff(release_backoff),
             log=log.getChild(name),
+            callback_url=callback_url,
         )
+        self.keeper = DeadlineKeeper(board, name)
         self._stopping = threading.Event()
         self._rethink = threading.Event()  # set to make a blocked claim_next return early
         self.services.backoff.on_hold = self._reconsider
@@ -80,6 +84,7 @@ class Conductor:
             "flows": sorted({entry.name for entry in self.services.registry.flows()}),
         })
         log.info("conductor %s serving (max_jobs=%d)", self.name, self.max_jobs)
+        self.keeper.start()
         try:
             while not self._stopping.is_set():
                 if not self._wait_for_slot():
@@ -161,6 +166,7 @@ class Conductor:
             threads = [thread for _, thread in self._running.values()]
         for thread in threads:
             thread.join()
+        self.keeper.stop()
         try:
             self.board.unregister("conductors", self.name)
         except BoardError as exc:

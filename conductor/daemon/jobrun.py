@@ -6,6 +6,10 @@ state is written (so a stale owner is fenced off); the final state is saved befo
 completed on the board (so a crash in between only makes the next owner complete it from the
 saved state, without running anything again). Whatever happens, the claim ends in exactly one
 of: complete, release (with backoff), park, trash, or abandoned because it was already lost.
+
+Delegations: a "changed" notification carrying a new completion marker makes the runner read
+its delegation rows at once; after parking, the rows are read once more and the job is woken
+if a delegation was completed after the runner last looked (a completion racing the park).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from conductor.daemon.services import Services
+from conductor.delegation.callbacks import COMPLETION_FIELD
+from conductor.delegation.keeper import DEADLINE_FIELD
 from conductor.engine.control import RunControl
 from conductor.engine.dispatch import TaskNotSendable
 from conductor.engine.graph import CompiledFlow
@@ -59,6 +65,8 @@ class JobRun:
         self.control = RunControl()
         self.control.gate = services.liveness.may_start
         self.log = services.log.getChild("job").getChild(claim.job_id)
+        self._runner: Runner | None = None
+        self._completion_marker = claim.document.get(COMPLETION_FIELD)
 
     # -- the steps ----------------------------------------------------------------------
     def run(self) -> JobEnd:
@@ -73,9 +81,13 @@ class JobRun:
                 return self._complete(self._outcome_of(execution))
             if self.document.get("cancel"):
                 self.control.cancel()
-            result = Runner(services.store, flow, execution, self.claim.epoch,
-                            dispatcher=services.dispatcher, control=self.control).run()
-            return self._conclude(result)
+            floor = self.document.get(DEADLINE_FIELD)
+            self._runner = Runner(
+                services.store, flow, execution, self.claim.epoch,
+                dispatcher=services.dispatcher, control=self.control,
+                callback_url=services.callback_url,
+                deadline_floor=float(floor) if isinstance(floor, (int, float)) else None)
+            return self._conclude(self._runner.run())
         except _Finished as finished:
             return finished.end
         except TaskNotSendable as exc:  # this conductor runs tasks in processes; others may not
@@ -164,7 +176,7 @@ class JobRun:
         if result.state is RunState.SUSPENDED:
             return self._release()
         if result.state is RunState.PARKED:
-            return self._park()
+            return self._park(result)
         # ABANDONED
         if isinstance(result.error, StoreUnavailable):
             return self._release(backoff=True)
@@ -208,24 +220,31 @@ class JobRun:
             return JobEnd.DECLINED
         return JobEnd.ABANDONED
 
-    def _park(self) -> JobEnd:
-        deadline = self._earliest_deadline()
+    def _park(self, result: RunResult) -> JobEnd:
+        until = result.park_until
         updates = {"settled_attempts": self._attempts()}
-        if self._board_op(lambda: self.services.board.park(self.claim, deadline, updates)):
-            self.log.info("parked until its delegated tasks complete")
-            return JobEnd.PARKED
-        return JobEnd.ABANDONED
+        if not self._board_op(lambda: self.services.board.park(self.claim, until, updates)):
+            return JobEnd.ABANDONED
+        self.log.info("parked until its delegated tasks complete%s",
+                      "" if until is None else f" (deadline {time.ctime(until)})")
+        if self._completed_meanwhile(result):
+            self.log.info("a delegation was completed while parking: waking the job")
+            try:
+                self.services.board.wake(self.job_id)
+            except BoardError as exc:
+                self.log.error("could not wake the job after a completion: %s", exc)
+        return JobEnd.PARKED
 
-    def _earliest_deadline(self) -> float | None:
+    def _completed_meanwhile(self, result: RunResult) -> bool:
+        """Whether a delegation was completed after the runner last read the rows (its
+        completer may have seen the job still claimed and only notified us); a database
+        that cannot be read counts as yes (waking is harmless, staying parked is not)."""
         try:
-            execution = self.services.store.find_by_job(self.job_id)
-            if execution is None:
-                return None
-            open_deadlines = [d.deadline for d in self.services.store.delegations(execution.id)
-                              if d.completed_at is None and d.deadline is not None]
+            rows = self.services.store.delegations(result.execution_id)
         except PersistenceError:
-            return None
-        return min(open_deadlines, default=None)
+            return True
+        return any(row.completed_at is not None and row.id not in result.completed_seen
+                   for row in rows)
 
     def _trash(self, reason: str) -> JobEnd:
         self.log.error("dead-lettering the job: %s", reason)
@@ -277,8 +296,15 @@ class JobRun:
     def _on_claim_event(self, claim: Claim, kind: str) -> None:
         if kind == "lost":
             self.control.abort()
-        elif kind == "changed" and claim.document.get("cancel"):
-            self.control.cancel()
+        elif kind == "changed":
+            if claim.document.get("cancel"):
+                self.control.cancel()
+            marker = claim.document.get(COMPLETION_FIELD)
+            if marker != self._completion_marker:
+                self._completion_marker = marker
+                runner = self._runner
+                if runner is not None:
+                    runner.notify_delegations()
 
 
 def _failure_json(failure: dict[str, str]) -> dict[str, str]:

@@ -97,3 +97,5 @@ class Services:
     liveness: Liveness
     backoff: Backoff
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("conductor"))
+    callback_url: str | None = None
+    """Base URL of the HTTP callback endpoint (for the handles of delegations), if any."""

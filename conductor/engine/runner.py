@@ -4,6 +4,10 @@ Each turn: apply the outcomes that arrived, ask the core what to do, save its re
 fenced write (a finished task's SUCCESS together with the RUNNING of the tasks it unblocked),
 and only then dispatch. So a task never starts unless its RUNNING state is saved under the
 runner's epoch: a stale owner is fenced off before it can start anything.
+
+Delegated attempts are settled from their delegation rows (conductor.delegation.attempts): the
+rows are read when the run resumes, after a task returns Delegated, when `notify_delegations()`
+announces a completion, and once more before parking; their deadlines are timers of this loop.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from conductor.delegation.attempts import DelegatedAttempts
 from conductor.engine.clock import TICK, Clock, SystemClock
 from conductor.engine.control import RunControl
 from conductor.engine.core import Core
@@ -41,6 +46,9 @@ log = logging.getLogger("conductor.engine")
 GATE_RECHECK = 0.05
 """Seconds between looks at a closed start gate (RunControl.gate); only while it is closed."""
 
+_LOOK_AGAIN = object()
+"""Put on a runner's queue by notify_delegations(): read the delegation rows again."""
+
 
 class RunState(str, enum.Enum):
     """How a run ended. ABANDONED: the runner stopped without saving a final word (aborted,
@@ -64,6 +72,11 @@ class RunResult:
     reason: str = ""
     error: BaseException | None = None
     execution_id: str = ""
+    park_until: float | None = None
+    """PARKED: the earliest open deadline of a delegated attempt (None: none)."""
+    completed_seen: frozenset[int] = frozenset()
+    """PARKED: ids of the delegation rows seen completed when the run decided to park; a row
+    completed later must wake the parked job again (conductor.daemon.jobrun checks)."""
 
 
 class EngineStalled(RuntimeError):
@@ -83,6 +96,9 @@ class Runner:
 
     `execution` is the record returned by `store.take_over(...)` for `epoch`. The dispatcher
     defaults to a thread pool owned (and shut down) by the runner; pass one to share it.
+    `callback_url`: base URL of the HTTP callback endpoint, for the handles of delegations.
+    `deadline_floor`: a time a deadline keeper judged passed (delegation deadlines up to it
+    count as passed even if this machine's clock lags).
     """
 
     def __init__(
@@ -97,6 +113,8 @@ class Runner:
         control: RunControl | None = None,
         random: Callable[[], float] = random_module.random,
         logger: logging.Logger | None = None,
+        callback_url: str | None = None,
+        deadline_floor: float | None = None,
     ) -> None:
         self.store = store
         self.flow = flow
@@ -111,6 +129,13 @@ class Runner:
         self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._deadlines: dict[tuple[str, int], tuple[float, float]] = {}  # (deadline, timeout)
         self._cancel_flag = CancelFlag()
+        self._delegations = DelegatedAttempts(store, execution, epoch, callback_url,
+                                              deadline_floor)
+
+    def notify_delegations(self) -> None:
+        """A delegation of this execution may have been completed: read the rows again (at
+        once; from any thread)."""
+        self._events.put(_LOOK_AGAIN)
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -151,6 +176,9 @@ class Runner:
                 self._cancel_flag.set()
                 self._collect(pending, core.cancel(now))
             self._expire(core, now, pending)
+            problem = self._settle(core, now, pending)
+            if problem:
+                return problem
             stopping = control.stop_requested
             if stopping and stop_deadline is None:
                 grace = control.grace
@@ -170,9 +198,19 @@ class Runner:
                 problem = self._save(pending, execution)
                 return problem or RunResult(RunState.SUSPENDED, reason="stopped")
             if decision.only_delegated and not control.paused:
+                # A completion may have arrived unannounced: read the rows once more first.
+                settled = self._delegations.settled
+                self._delegations.look_again = True
+                problem = self._settle(core, now, pending)
+                if problem:
+                    return problem
+                if self._delegations.settled > settled:
+                    continue
                 execution = ExecutionChange(ExecutionState.PARKED, failure=core.failure)
                 problem = self._save(pending, execution)
-                return problem or RunResult(RunState.PARKED)
+                return problem or RunResult(
+                    RunState.PARKED, park_until=self._delegations.next_deadline(core),
+                    completed_seen=self._delegations.completed_seen)
             if pending or execution is not None or decision.starts:
                 problem = self._save(pending, execution)
                 if problem:
@@ -181,10 +219,15 @@ class Runner:
             held.extend(decision.starts)
             if held and control.may_start():
                 for invocation in held:
-                    self._dispatch(invocation, now)
+                    early = self._delegations.before_start(core, invocation, now)
+                    if early is None:
+                        self._dispatch(invocation, now)
+                    else:  # completed with a late result: save it on the next turn
+                        self._collect(pending, early)
+                        self._events.put(TICK)
                 held.clear()
             if (core.busy == 0 and decision.wake_at is None and not decision.only_delegated
-                    and not control.paused and not stopping):
+                    and not control.paused and not stopping and not pending):
                 raise EngineStalled(
                     f"execution {self.execution.id}: nothing runs, nothing is due and the flow "
                     "has not finished (an engine bug)"
@@ -193,12 +236,15 @@ class Runner:
             recheck = now + GATE_RECHECK if held else None
             deadlines = [d for d in (None if idle else decision.wake_at, stop_deadline, recheck,
                                      min((d for d, _ in self._deadlines.values()),
-                                         default=None))
+                                         default=None),
+                                     self._delegations.next_deadline(core))
                          if d is not None and d != float("inf")]
             event = self.clock.wait(self._events, min(deadlines, default=None),
                                     busy=core.busy > 0)
             while event is not None:
-                if event is not TICK:
+                if event is _LOOK_AGAIN:
+                    self._delegations.look_again = True
+                elif event is not TICK:
                     self._apply(core, event, pending)
                 try:
                     event = self._events.get_nowait()
@@ -223,7 +269,8 @@ class Runner:
     def _save(self, pending: dict[str, AtomRecord], execution: ExecutionChange | None
               ) -> RunResult | None:
         try:
-            self.store.save(self.execution.id, self.epoch, list(pending.values()), execution)
+            self.store.save(self.execution.id, self.epoch, list(pending.values()), execution,
+                            delegations=self._delegations.new_rows)
         except Fenced as exc:
             self._cancel_flag.set()
             log.warning("execution %s: fenced off, stopping: %s", self.execution.id, exc)
@@ -233,6 +280,19 @@ class Runner:
             log.warning("execution %s: store unavailable, stopping: %s", self.execution.id, exc)
             return RunResult(RunState.ABANDONED, reason="store unavailable", error=exc)
         pending.clear()
+        self._delegations.new_rows = []
+        return None
+
+    def _settle(self, core: Core, now: float, pending: dict[str, AtomRecord]
+                ) -> RunResult | None:
+        """Apply the delegated attempts settled now; a store that stays unavailable while
+        reading their rows stops the run (the job is released and retried later)."""
+        try:
+            self._collect(pending, self._delegations.settle(core, now))
+        except StoreUnavailable as exc:
+            self._cancel_flag.set()
+            log.warning("execution %s: store unavailable, stopping: %s", self.execution.id, exc)
+            return RunResult(RunState.ABANDONED, reason="store unavailable", error=exc)
         return None
 
     @staticmethod
@@ -249,6 +309,7 @@ class Runner:
             attempt=invocation.attempt,
             cancel=self._cancel_flag,
             logger=self.logger,
+            delegator=self._delegations.delegator(invocation),
         )
         if invocation.timeout is not None and invocation.action == EXECUTE:
             self._deadlines[(invocation.name, invocation.attempt)] = (
@@ -295,6 +356,8 @@ class Runner:
             value = done.future.result()
             if isinstance(value, Delegated):
                 records = core.on_delegated(done.name, done.attempt, now)
+                if records:
+                    self._delegations.delegated(done.name, done.attempt, value.deadline, now)
             else:
                 try:
                     value = jsonvalue.check(value, what=f"result of task {done.name!r}")

@@ -1,0 +1,1 @@
+"""Delegated long-running tasks (placeholder while the package is built)."""
