@@ -70,6 +70,7 @@ class Settings:
     http: str | None = None
     http_secret: str | None = field(default=None, repr=False)
     http_url: str | None = None
+    http_max_body: int = 1024 * 1024  # bytes of a callback's JSON body
     log_level: str = "INFO"
     executor: str = "threads"
     workers: int = 0  # task threads/processes; 0: 16 or 4 per job, whichever is more
@@ -199,6 +200,8 @@ def _validate(settings: Settings) -> None:
         )
     if settings.connect_timeout <= 0 or settings.db_retry_for < 0:
         raise ConfigError("connect_timeout must be > 0 and db_retry_for >= 0")
+    if settings.http_max_body < 1:
+        raise ConfigError(f"http_max_body must be at least 1 byte, got {settings.http_max_body}")
     if settings.grace < 0:
         raise ConfigError(f"grace must not be negative, got {settings.grace}")
     if not settings.root.startswith("/") or (settings.root.endswith("/") and settings.root != "/"):

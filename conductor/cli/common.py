@@ -66,7 +66,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 FLAG_SETTINGS = ("zk", "root", "db", "session_timeout", "flows", "name", "max_jobs", "grace",
-                 "http", "http_url", "log_level", "connect_timeout", "db_retry_for",
+                 "http", "http_url", "http_secret", "http_max_body", "log_level",
+                 "connect_timeout", "db_retry_for",
                  "max_crashes", "max_declines", "release_backoff", "executor", "workers",
                  "task_ledger")
 

@@ -26,9 +26,12 @@ from conductor.cli.common import (
     open_execution_store,
     settings_from,
 )
+from conductor.cli.delegation_commands import add_http_options, public_url, start_server
 from conductor.config import Settings
 from conductor.daemon import Conductor
 from conductor.daemon.services import Policy
+from conductor.delegation.callbacks import Callbacks
+from conductor.delegation.webhook import CallbackServer
 from conductor.engine.dispatch import Dispatcher, LocalDispatcher, ProcessDispatcher
 from conductor.ledger import LedgerDispatcher
 from conductor.registry import Registry, RegistryError
@@ -47,6 +50,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--grace", type=float, metavar="S",
                      help="seconds tasks in flight may finish after SIGTERM (default 30)")
     run.add_argument("--http", metavar="ADDR", help="serve task callbacks on HOST:PORT")
+    add_http_options(run, required=False)
     run.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO (default), WARNING")
     run.add_argument("--executor", choices=("threads", "processes"),
                      help="where task attempts run (default threads)")
@@ -99,18 +103,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = open_execution_store(settings)
     dispatcher = make_dispatcher(settings)
     board = None
+    server: CallbackServer | None = None
     try:
         board = open_board(settings)
+        callback_url = settings.http_url
+        if settings.http:
+            server = start_server(settings, Callbacks(store, board))
+            callback_url = public_url(settings, server)
         conductor = Conductor(
             settings.name, board, store, registry, dispatcher,
             max_jobs=settings.max_jobs,
             policy=Policy(max_crashes=settings.max_crashes, max_declines=settings.max_declines,
                           grace=settings.grace),
             release_backoff=settings.release_backoff,
-            info={"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()},
+            info={"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+                  **({"callbacks": callback_url} if callback_url else {})},
+            callback_url=callback_url,
         )
         return _serve_until_signalled(conductor, log)
     finally:
+        if server is not None:
+            server.stop()
         dispatcher.shutdown(wait=False)
         if board is not None:
             board.close()

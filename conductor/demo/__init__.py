@@ -6,6 +6,14 @@
 sleeps `seconds`. The ledger is the ground truth of what ran where and when: checkers count
 executions per task from it.
 
+`demo.approval` — inputs {"ledger": path, "timeout"?: seconds, "retries"?: int}: a task
+`request` delegates (with a deadline `timeout` seconds ahead, if given) and appends
+{"job", "task", "token", "attempt"} (and "url" when an HTTP endpoint is configured) to the
+ledger: whoever reads the ledger plays the third party and completes the token (CLI, Python or
+HTTP). The job parks meanwhile. Then `apply` uses the completion's result: it records
+{"job", "task", "decision"} in the ledger and returns {"decision": result}. `retries` lets the
+request be retried when its deadline passes (every token it handed out stays valid).
+
 Load them with `conductor run --flows conductor.demo`.
 """
 
@@ -15,7 +23,7 @@ import os
 import time
 from typing import Any
 
-from conductor.flow import TaskContext, linear, task
+from conductor.flow import Delegated, Retry, TaskContext, linear, task
 from conductor.flow.patterns import Flow
 from conductor.ledger import append_line
 from conductor.registry import registered_flow
@@ -51,3 +59,40 @@ def steps_flow(inputs: dict[str, Any]) -> Flow:
         *(ledger_step.with_options(name=f"step-{i}") for i in range(1, steps + 1)),
         name="demo.steps",
     )
+
+
+@task(provides="decision")
+def request_approval(ledger: str, context: TaskContext, timeout: float | None = None
+                     ) -> Delegated:
+    """Hand the decision to a person: save a delegation, publish its token in the ledger."""
+    deadline = None if timeout is None else time.time() + timeout
+    handle = context.delegate(deadline)
+    record: dict[str, Any] = {"job": context.job_id, "task": context.task,
+                              "token": handle.token, "attempt": context.attempt}
+    if handle.url:
+        record["url"] = handle.url
+    append_line(ledger, record)
+    return Delegated()
+
+
+@task(provides="outcome")
+def apply_decision(decision: Any, ledger: str, context: TaskContext) -> dict[str, Any]:
+    """Use the completion's result."""
+    append_line(ledger, {"job": context.job_id, "task": context.task, "decision": decision})
+    return {"decision": decision}
+
+
+@registered_flow("demo.approval", description="wait for a person's decision, then use it")
+def approval_flow(inputs: dict[str, Any]) -> Flow:
+    if not isinstance(inputs.get("ledger"), str) or not inputs["ledger"]:
+        raise ValueError(f"ledger must be a file path, got {inputs.get('ledger')!r}")
+    timeout = inputs.get("timeout")
+    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                                or timeout <= 0):
+        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    retries = inputs.get("retries", 0)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 100:
+        raise ValueError(f"retries must be an integer from 0 to 100, got {retries!r}")
+    request = request_approval.with_options(
+        name="request", retry=Retry(times=retries) if retries else None)
+    return linear(request, apply_decision.with_options(name="apply"), name="demo.approval")

@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from conductor.delegation.attempts import DelegatedAttempts
+from conductor.delegation import attempts as delegated  # a module: no import cycle
 from conductor.engine.clock import TICK, Clock, SystemClock
 from conductor.engine.control import RunControl
 from conductor.engine.core import Core
@@ -129,8 +129,8 @@ class Runner:
         self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._deadlines: dict[tuple[str, int], tuple[float, float]] = {}  # (deadline, timeout)
         self._cancel_flag = CancelFlag()
-        self._delegations = DelegatedAttempts(store, execution, epoch, callback_url,
-                                              deadline_floor)
+        self._delegations = delegated.DelegatedAttempts(store, execution, epoch, callback_url,
+                                                        deadline_floor)
 
     def notify_delegations(self) -> None:
         """A delegation of this execution may have been completed: read the rows again (at

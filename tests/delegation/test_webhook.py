@@ -1,0 +1,127 @@
+"""The HTTP callback endpoint with a real HTTP client against a real server (and a conductor in
+this process): every status code, the bearer secret, the body limit, and no token in the logs.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conductor.delegation import Callbacks, CallbackServer
+from conductor.delegation.issuing import AttemptDelegator
+from jobboard.board import JobBoard
+from jobboard.zkserver import ZooKeeperServers
+from persistence import open_store
+from tests.delegation.conftest import Rig
+
+SECRET = "s3cret-for-tests"
+AUTH = {"Authorization": f"Bearer {SECRET}"}
+
+
+@pytest.fixture
+def server(rig: Rig) -> Iterator[CallbackServer]:
+    with CallbackServer("127.0.0.1:0", rig.callbacks(), secret=SECRET, max_body=2048) as made:
+        yield made
+
+
+def request(server: CallbackServer, method: str, path: str, body: Any = None,
+            headers: dict[str, str] | None = None, raw: bytes | None = None
+            ) -> tuple[int, dict[str, Any], http.client.HTTPResponse]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    connection.request(method, path, body=data, headers={**AUTH, **(headers or {})})
+    response = connection.getresponse()
+    payload = json.loads(response.read() or b"null")
+    connection.close()
+    return response.status, payload, response
+
+
+def test_a_callback_completes_the_delegation_and_wakes_the_job(
+        rig: Rig, server: CallbackServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    rig.conductor("c1", callback_url=server.url)
+    job = rig.post_approval()
+    token = rig.token(job)
+    entry = rig.entries(job)[0]
+    assert entry["url"] == f"{server.url}/v1/callbacks/{token}"
+    rig.wait_parked(job)
+    status, body, _ = request(server, "POST", f"/v1/callbacks/{token}",
+                              {"result": {"approved": True}})
+    assert status == 200, body
+    assert body == {"status": "completed", "job": job, "execution": body["execution"],
+                    "task": "request", "attempt": 1, "outcome": "result", "job_state": "woken"}
+    outcome = rig.outcome(job).outcome
+    assert outcome is not None and outcome["result"]["decision"] == {"approved": True}
+    status, body, _ = request(server, "POST", f"/v1/callbacks/{token}", {"result": 2})
+    assert status == 409 and "already completed" in body["error"]
+    assert token not in caplog.text
+    assert "/v1/callbacks/zkc_<redacted>" in caplog.text
+
+
+def test_every_error_is_json_with_the_right_status(rig: Rig, server: CallbackServer) -> None:
+    unknown = "/v1/callbacks/zkc_" + "Q" * 43
+    assert request(server, "POST", unknown, {"result": 1})[:2] == \
+        (404, {"error": "unknown token"})
+    assert request(server, "POST", "/v1/callbacks/not-a-token", {"result": 1})[0] == 404
+    status, body, response = request(server, "GET", unknown)
+    assert (status, response.getheader("Allow")) == (405, "POST") and "POST" in body["error"]
+    assert request(server, "PUT", unknown, {"result": 1})[0] == 405
+    assert request(server, "POST", "/v2/elsewhere", {"result": 1})[0] == 404
+    status, body, _ = request(server, "POST", unknown, raw=b"{not json")
+    assert status == 400 and "not JSON" in body["error"]
+    for wrong in ({}, {"result": 1, "error": "x"}, [1], {"answer": 1}, {"error": 5}):
+        status, body, _ = request(server, "POST", unknown, wrong)
+        assert status == 400, (wrong, body)
+    status, body, _ = request(server, "POST", unknown, raw=b"x" * 4096)
+    assert status == 413 and "limit is 2048" in body["error"]
+    assert request(server, "GET", "/v1/health")[:2] == (200, {"status": "ok"})
+
+
+def test_without_the_bearer_secret_nothing_is_done(rig: Rig, server: CallbackServer) -> None:
+    created = rig.store.create_execution("job-999-0000000000001-00000002", "f", "1", {})
+    rig.store.take_over(created.id, 1, "me")
+    token = AttemptDelegator(rig.store, created.id, 1, task="ask", attempt=1).delegate(
+        None, "fail").token
+    path = f"/v1/callbacks/{token}"
+    for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"},
+                    {"Authorization": f"Basic {SECRET}"}):
+        status, _, response = request(server, "POST", path, {"result": 1}, headers)
+        assert status == 401 and response.getheader("WWW-Authenticate", "").startswith("Bearer")
+    assert rig.store.delegations(created.id)[0].completed_at is None
+
+
+def test_a_request_without_a_length_is_refused(rig: Rig, server: CallbackServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"POST /v1/callbacks/zkc_x HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer " + SECRET.encode() + b"\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        reply = sock.makefile("rb").read().decode()
+    assert reply.startswith("HTTP/1.0 411") and '"error"' in reply
+
+
+def test_zookeeper_down_answers_503(zk_isolated_server: ZooKeeperServers,
+                                    migrated_sqlite_url: str) -> None:
+    store = open_store(migrated_sqlite_url)
+    board = JobBoard.connect(zk_isolated_server.connect_string, "/web", session_timeout=2,
+                             op_timeout=2)
+    try:
+        created = store.create_execution("job-999-0000000000001-00000003", "f", "1", {})
+        store.take_over(created.id, 1, "me")
+        token = AttemptDelegator(store, created.id, 1, task="ask", attempt=1).delegate(
+            None, "fail").token
+        with CallbackServer("127.0.0.1:0", Callbacks(store, board)) as server:
+            zk_isolated_server.stop()
+            status, body, response = request(server, "POST", f"/v1/callbacks/{token}",
+                                             {"result": 1})
+            assert status == 503 and response.getheader("Retry-After") == "5", body
+            assert request(server, "GET", "/v1/health")[0] == 503
+        assert store.delegations(created.id)[0].completed_at is None
+    finally:
+        board.close()
+        store.close()
