@@ -129,8 +129,8 @@ class Callbacks:
                 f"this delegation of {where} (attempt {row.attempt}) was already completed")
         execution = self.store.load(row.execution_id)
         if execution.state.finished:
-            raise TaskFinished(f"{where}: the job's execution already ended "
-                               f"({execution.state.value})")
+            raise TaskFinished(f"{where} already has an outcome (its execution ended "
+                               f"{execution.state.value})")
         atom = execution.atoms.get(row.atom_name)
         if atom is None:
             return

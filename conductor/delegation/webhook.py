@@ -11,8 +11,9 @@ and ZooKeeper round trips, so no framework is needed). Body: a JSON object with 
     411 no Content-Length                 413 body over the limit                   finished
     503 database or ZooKeeper unavailable (retry later)         500 a bug (logged)
 
-`GET /v1/health` answers 200 while ZooKeeper is connected (503 otherwise). With a secret set,
-every request needs `Authorization: Bearer <secret>` (compared in constant time). Tokens never
+`GET /v1/health` answers 200 while ZooKeeper is connected (503 otherwise), without
+authentication. With a secret set, every other request needs `Authorization: Bearer <secret>`
+(compared in constant time). Tokens never
 reach the logs: access log lines show `/v1/callbacks/zkc_<redacted>`.
 """
 
@@ -116,13 +117,14 @@ class CallbackHandler(BaseHTTPRequestHandler):
         self._complete(token, body)
 
     def do_GET(self) -> None:
-        if not self._authorized():
-            return
-        if self.path == HEALTH_PATH:
+        if self.path == HEALTH_PATH:  # open to load balancers: it reveals nothing
             alive = self.callbacks.board.connected
             self._reply(200 if alive else 503,
                         {"status": "ok" if alive else "zookeeper unavailable"})
-        elif self.path.startswith(CALLBACK_PREFIX):
+            return
+        if not self._authorized():
+            return
+        if self.path.startswith(CALLBACK_PREFIX):
             self._not_allowed()
         else:
             self._reply(404, {"error": "not found"})
