@@ -173,7 +173,8 @@ def completion_outcome(result: Any = _MISSING, error: str | None = None) -> dict
 
 def nudge(board: JobBoard, job_id: str, marker: str) -> str:
     """Make the job look at its delegations again: wake it if parked, else notify its holder
-    through the job document. Returns "woken", "notified" or "gone" (not on the board)."""
+    through the job document. Returns "woken", "notified" or "gone" (completed or trashed:
+    nothing to wake; a restored job reads its delegations when it is claimed)."""
     for _ in range(_NUDGE_TRIES):
         try:
             if board.wake(job_id):
@@ -183,12 +184,17 @@ def nudge(board: JobBoard, job_id: str, marker: str) -> str:
         try:
             job = board.update(job_id, {COMPLETION_FIELD: marker})
         except JobNotFound:
-            continue  # between places (or finished): look again
+            if _finished(board, job_id):
+                return "gone"
+            continue  # between places: look again
         if job.state is not JobState.PARKED:
             return "notified"
         # parked between our two looks: wake it
-    try:
-        board.get(job_id)
-    except JobNotFound:
-        return "gone"
     raise BoardUnavailable(f"job {job_id} kept moving; the deadline keeper will wake it")
+
+
+def _finished(board: JobBoard, job_id: str) -> bool:
+    try:
+        return board.get(job_id).state in (JobState.COMPLETED, JobState.TRASHED)
+    except JobNotFound:
+        return True

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from conductor.delegation import DeadlineKeeper
+from conductor.delegation import DeadlineKeeper, nudge
 from conductor.delegation.intents import CompletionIntents, folder
 from conductor.delegation.keeper import DEADLINE_FIELD
+from conductor.flow import Delegated, TaskContext, linear, task
+from conductor.registry import Registry
 from conductor.testing import wait_for_node, wait_until
 from jobboard.board import JobBoard
 from jobboard.model import JobState
@@ -214,3 +216,35 @@ def test_a_deadline_is_enforced_after_the_keeping_conductor_died(rig: Rig) -> No
     outcome = rig.outcome(job).outcome
     assert outcome is not None and outcome["state"] == "REVERTED", rig.logs()
     assert outcome["failure"]["type"] == "conductor.delegation.errors.DelegationTimeout"
+
+
+def test_a_durable_sleep_parks_the_job_until_its_time(rig: Rig) -> None:
+    slept_until: list[float] = []
+
+    def nap(context: TaskContext) -> Delegated:
+        slept_until.append(time.time() + 1.0)
+        return context.sleep_until(slept_until[0])
+
+    registry = Registry()
+    registry.add_flow("t.nap", linear(task(nap, provides="slept"),
+                                      task(lambda slept: time.time(), provides="woke_at")))
+    rig.conductor("c1", registry)
+    job = rig.board.post("nap", "t.nap", {}).id
+    rig.wait_parked(job)
+    assert rig.board.get(job).until == slept_until[0]
+    outcome = rig.outcome(job).outcome
+    assert outcome is not None and outcome["state"] == "SUCCESS"
+    assert outcome["result"]["slept"] is None
+    assert outcome["result"]["woke_at"] >= slept_until[0]
+
+
+def test_nudging_a_finished_job_reports_it_gone(rig: Rig) -> None:
+    job = rig.board.post("done", "f", {}).id
+    rig.board.complete(rig.board.claim(job, "me"), {"state": "SUCCESS"})
+    assert nudge(rig.board, job, "m") == "gone"
+    trashed = rig.board.post("trashed", "f", {}).id
+    rig.board.trash(trashed, "test")
+    assert nudge(rig.board, trashed, "m") == "gone"
+    waiting = parked_job(rig.board, None)
+    assert nudge(rig.board, waiting, "m") == "woken"
+    assert nudge(rig.board, waiting, "m") == "notified"
