@@ -72,8 +72,9 @@ class DeadlineKeeper:
         self._thread = threading.Thread(target=self._main, name="deadline-keeper", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop contending (or leading) and wait for the keeper's thread."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop contending (or leading) and wait (up to `timeout`) for the keeper's thread; a
+        thread still waiting on ZooKeeper then ends with the process (it is a daemon)."""
         self._stop.set()
         lock = self._lock
         if lock is not None:

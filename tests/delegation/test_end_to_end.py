@@ -149,7 +149,7 @@ def test_conductor_serve_is_the_endpoint_on_its_own(rig: Rig) -> None:
 def test_a_deadline_expires_and_the_old_token_still_completes_the_retried_task(
         rig: Rig) -> None:
     rig.process("c1")
-    job = rig.post_approval(timeout=1.0, retries=5)
+    job = rig.post_approval(timeout=1.0, retries=20)
     first = rig.token(job, attempt=1)
     second = rig.token(job, attempt=2)  # attempt 1 timed out: the keeper woke the job
     done = cli(rig, "complete", first, "--result", '"from the first request"')
