@@ -74,7 +74,7 @@ class RssSampler:
         self._thread.join()
 
 
-def drain(zk: str, db: str, work: Path, count: int, conductors: int, max_jobs: int,
+def drain(zk: str, zk_pid: int, db: str, work: Path, count: int, conductors: int, max_jobs: int,
           sample_rss: bool = False, profile: Path | None = None) -> tuple[float, int]:
     """(jobs/s from first claim to last completion, peak RSS in bytes if sampled else 0)."""
     root = f"/drain-{uuid.uuid4().hex[:8]}"
@@ -93,6 +93,7 @@ def drain(zk: str, db: str, work: Path, count: int, conductors: int, max_jobs: i
             for process in procs:
                 process.wait_registered(client, timeout=60)
             cpu_before = [cpu_seconds(p.pid) for p in procs]
+            zk_before = cpu_seconds(zk_pid)
             peak = 0
             if sample_rss:
                 with RssSampler([p.pid for p in procs]) as sampler:
@@ -101,6 +102,7 @@ def drain(zk: str, db: str, work: Path, count: int, conductors: int, max_jobs: i
             else:
                 h.wait_drained(client, root, timeout=max(120.0, count / 20))
             CPU["conductors"] = sum(cpu_seconds(p.pid) for p in procs) - sum(cpu_before)
+            CPU["zookeeper"] = cpu_seconds(zk_pid) - zk_before
             for profiler in profilers:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(60)
@@ -157,6 +159,8 @@ def main() -> int:
             ZooKeeperServers(1) as servers:
         work = Path(tmp)
         zk = servers.connect_string
+        zk_pid = servers.pid(0)
+        assert zk_pid is not None
         cases = [("sqlite", 1000, 1), ("sqlite", 1000, 2), ("postgres", 1000, 1)]
         if not args.quick:
             cases += [("sqlite", 20000, 1), ("sqlite", 20000, 2)]
@@ -167,10 +171,10 @@ def main() -> int:
             sample = db_kind == "sqlite" and count == 20000 and conductors == 1
             if db_kind == "postgres":
                 with h.postgres_url() as url:
-                    rate, peak = drain(zk, url, work, count, conductors, args.max_jobs,
+                    rate, peak = drain(zk, zk_pid, url, work, count, conductors, args.max_jobs,
                                        profile=args.profile)
             else:
-                rate, peak = drain(zk, h.sqlite_url(work), work, count, conductors,
+                rate, peak = drain(zk, zk_pid, h.sqlite_url(work), work, count, conductors,
                                    args.max_jobs, sample_rss=sample, profile=args.profile)
             rates[name] = rate
             reference = "peer TaskFlow: 7.9 (1,000), 11.7 with two"
@@ -179,6 +183,8 @@ def main() -> int:
             h.show(name, rate, reference)
             h.show(name.replace("jobs_per_s", "conductor_cpu_ms_per_job"),
                    CPU["conductors"] * 1000 / count, "CPU of all conductors / jobs")
+            h.show(name.replace("jobs_per_s", "zookeeper_cpu_ms_per_job"),
+                   CPU["zookeeper"] * 1000 / count, "CPU of the ZooKeeper server / jobs")
             if sample:
                 h.show("rss_backlog_20000_mb", peak / 2**20, "target < 150")
         for conductors in (1, 2):

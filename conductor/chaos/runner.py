@@ -26,7 +26,7 @@ from pathlib import Path
 
 from conductor.chaos.checker import CheckOptions, check
 from conductor.chaos.config import ChaosConfig, ChaosConfigError
-from conductor.chaos.evidence import Evidence, collect
+from conductor.chaos.evidence import KILL, LEADER_KILL, PAUSE, Evidence, collect
 from conductor.chaos.fleet import Fleet
 from conductor.chaos.flowgraph import flow_successors
 from conductor.chaos.report import CheckResult, Report
@@ -39,7 +39,6 @@ from persistence import migrate, open_store
 
 log = logging.getLogger("conductor.chaos")
 
-KILL, PAUSE, LEADER_KILL = "kill", "pause", "leader-kill"
 LEADER_DOWN = (1.0, 3.0)  # seconds a killed ZooKeeper leader stays down
 
 
