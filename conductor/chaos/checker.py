@@ -12,7 +12,7 @@ Each check returns its problems (empty = passed). docs/chaos.md explains each on
   final state was saved);
 - no_overlap: every start was made by a process that held the job (took it over before), and
   no process started anything after another took the job over, except the resumed code of a
-  SIGSTOPped attempt that the new owner re-ran (see history.py);
+  SIGSTOPped attempt that was already in flight at the take-over (see history.py);
 - no_stale_write: take-overs raised the epoch every time; the execution's stored epoch and
   owner are the last take-over's; each saved task row was written during the ownership of the
   run that produced it; a successful execution has every task in SUCCESS;
@@ -25,7 +25,7 @@ import itertools
 from dataclasses import dataclass
 
 from conductor.chaos.evidence import Evidence, Start
-from conductor.chaos.history import JobHistory, PauseLog, build
+from conductor.chaos.history import JobHistory, PauseLog, build, predecessors_of
 from conductor.chaos.report import CheckResult, Report, summarize
 
 CHECKS = ("completed", "completed_once", "no_rerun_after_success", "no_overlap",
@@ -51,7 +51,9 @@ def check(evidence: Evidence, options: CheckOptions,
             starts_by_job[start.job].append(start)
         else:
             strays.append(start)
-    histories = [build(job, starts_by_job[job.job], pauses) for job in evidence.jobs.values()]
+    before = predecessors_of(evidence.successors)
+    histories = [build(job, starts_by_job[job.job], pauses, before)
+                 for job in evidence.jobs.values()]
     duplicates = _no_rerun_after_success(histories, evidence)
     results = [
         CheckResult("completed", _completed(evidence)),

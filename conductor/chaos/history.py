@@ -5,11 +5,14 @@ A start (a task-ledger line: job, task, attempt, pid, t) belongs to the ownershi
 with the latest taken_at not after it. It is **late** when a newer owner (a higher epoch) had
 taken the job over before it: the process that made it had lost the job.
 
-A late start is **accepted** only as the resumed code of an attempt already in flight: its
-process was SIGSTOPped at the moment of that take-over (from the runner's event log), and a
-newer owner started the same attempt again (so the newer owner found it RUNNING, i.e. the
-frozen owner's RUNNING state was saved before the take-over; its result is fenced off). Any
-other late start means a stale owner started work: fencing failed.
+A late start is **accepted** only as the resumed code of an attempt already in flight at the
+take-over (its RUNNING state saved, its start not yet recorded when the process froze):
+- its process was SIGSTOPped at the moment of that take-over (from the runner's event log);
+- a newer owner started the same attempt again (it found the attempt RUNNING);
+- no newer owner started any task it depends on (else that task had not succeeded at the
+  take-over, so this one cannot have been RUNNING then: the stale owner went on working after
+  resuming, the very failure fencing prevents).
+Its result is fenced off. Any other late start means a stale owner started work.
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ class JobHistory:
         return later[0] if later else None
 
 
-def build(evidence: JobEvidence, starts: list[Start], pauses: PauseLog) -> JobHistory:
+def build(evidence: JobEvidence, starts: list[Start], pauses: PauseLog,
+          predecessors: dict[str, frozenset[str]] | None = None) -> JobHistory:
     owners = sorted(evidence.owners, key=lambda o: (o.taken_at, o.epoch))
     history = JobHistory(evidence, owners)
     for start in sorted(starts, key=lambda s: s.t):
@@ -107,18 +111,29 @@ def build(evidence: JobEvidence, starts: list[Start], pauses: PauseLog) -> JobHi
         history.starts.append(item)
     for item in history.starts:
         if item.late:
-            item.accepted_late = _resumed_in_flight(history, item, pauses)
+            item.accepted_late = _resumed_in_flight(history, item, pauses,
+                                                    (predecessors or {}).get(item.start.task,
+                                                                             frozenset()))
     return history
 
 
-def _resumed_in_flight(history: JobHistory, item: Attributed, pauses: PauseLog) -> bool:
+def _resumed_in_flight(history: JobHistory, item: Attributed, pauses: PauseLog,
+                       before: frozenset[str]) -> bool:
     assert item.owner is not None and item.superseded_by is not None
     if not pauses.paused_at(item.start.pid, item.superseded_by.taken_at):
         return False
-    start = item.start
-    return any(
-        other.counts and other.owner is not None and other.owner.epoch > item.owner.epoch
-        and (other.start.task, other.start.attempt, other.start.action)
-        == (start.task, start.attempt, start.action)
-        for other in history.starts
-    )
+    start, epoch = item.start, item.owner.epoch
+    newer = [other.start for other in history.starts
+             if other.counts and other.owner is not None and other.owner.epoch > epoch]
+    rerun = any((s.task, s.attempt, s.action) == (start.task, start.attempt, start.action)
+                for s in newer)
+    return rerun and not any(s.task in before and s.action == "execute" for s in newer)
+
+
+def predecessors_of(successors: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    """Per task, the tasks that must succeed before it starts (inverse of successors)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for task, after in successors.items():
+        for later in after:
+            found[later].add(task)
+    return {task: frozenset(before) for task, before in found.items()}

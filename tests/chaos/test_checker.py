@@ -189,6 +189,21 @@ def test_a_late_start_is_an_overlap_unless_frozen_and_rerun(paused: bool,
     assert "a (epoch 10) started step-2 attempt 1 at 1009.010" in problems["no_overlap"][0]
 
 
+def test_a_stopped_owner_that_goes_on_working_after_sigcont_is_an_overlap() -> None:
+    # TaskFlow's failure: a is SIGSTOPped during step-2 (1002.5 to 1009); b takes over at
+    # 1006, re-runs step-2 and runs step-3; a resumes and starts step-3 too. b started
+    # step-3 as well (same attempt), but b also re-ran step-2, which step-3 depends on: so
+    # step-3 was not RUNNING at the take-over and a's start of it is stale work.
+    starts = [*base_starts(), start("step-3", A, 1009.2)]
+    events = [ChaosEvent(1002.5, PAUSE, "a", A), ChaosEvent(1009.0, RESUME, "a", A)]
+    report = run(evidence(starts=starts, events=events))
+    problems = failing(report)
+    assert set(problems) == {"no_overlap"}
+    assert "a (epoch 10) started step-3 attempt 1 at 1009.200, after b (epoch 20)" in \
+        problems["no_overlap"][0]
+    assert report.summary.frozen_resumed == 0
+
+
 def test_a_start_by_a_process_that_never_owned_the_job_is_an_overlap() -> None:
     starts = [*base_starts(), start("step-3", C, 1007.2)]
     problems = failing(run(evidence(starts=starts)))
