@@ -49,6 +49,11 @@ class Fleet:
             self.events.append(ChaosEvent(time.time(), kind, target, pid))
         self.say(f"{kind} {target} (pid {pid})")
 
+    def disruptions(self) -> int:
+        """Chaos events so far that stall work: kills, pauses and leader kills."""
+        with self._lock:
+            return sum(1 for e in self.events if e.kind in (KILL, PAUSE, LEADER_KILL))
+
     # -- conductors ---------------------------------------------------------------------
     def start_conductor(self) -> ConductorProcess:
         name = f"chaos-{len(self.processes) + 1}"

@@ -154,7 +154,7 @@ class ChaosRunner:
                 try:
                     self._shake(fleet, tracker, posted_at)
                     fleet.heal()
-                    bound = config.bound_for(len(fleet.events))
+                    bound = config.bound_for(fleet.disruptions())
                     tracker.done.wait(max(0.0, posted_at + bound - time.time()))
                 finally:
                     tracker.stop()
@@ -168,7 +168,7 @@ class ChaosRunner:
             finally:
                 fleet.kill_all()
                 board.close()
-        bound = config.bound_for(len(fleet.events))
+        bound = config.bound_for(fleet.disruptions())
         report = check(evidence, CheckOptions(bound=bound), extra=[
             CheckResult("conductors_healthy", stopped),
             CheckResult("no_unexpected_errors", fleet.unexpected_errors())])
@@ -185,7 +185,7 @@ class ChaosRunner:
             now = time.time()
             if config.duration is not None and now - started >= config.duration:
                 break
-            if now >= min(deadline, posted_at + config.bound_for(len(fleet.events))):
+            if now >= min(deadline, posted_at + config.bound_for(fleet.disruptions())):
                 self.say("bound reached with jobs still running; stopping the chaos")
                 break
             for due, action in [item for item in later if item[0] <= now]:
