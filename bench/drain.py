@@ -43,9 +43,11 @@ from conductor.ledger import read_ledger
 from jobboard.zkserver import ZooKeeperServers
 
 MAX_JOBS = 16
-"""Jobs a conductor runs at once in this bench: trivial jobs spend their time in ZooKeeper and
-SQLite round trips, so several in flight keep both busy (measured: 4 -> 8 -> 16 raises the rate,
-32 does not)."""
+"""Jobs a conductor runs at once in this bench. A trivial job waits on ZooKeeper and SQLite
+round trips, so several in flight keep the conductor busy; measured from 2 to 32 the rate
+stays within this shared machine's noise, because the conductor's CPU per job (about 8 ms,
+one Python process: one core at most) is what limits it. 16 leaves room for slower round
+trips (PostgreSQL) without making the job threads contend much more."""
 
 
 class RssSampler:
