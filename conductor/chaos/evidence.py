@@ -10,7 +10,6 @@ is plain data so the checker can be tested on crafted histories.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,8 +20,6 @@ from jobboard.board import JobBoard
 from jobboard.errors import JobNotFound
 from jobboard.model import JobState
 from persistence.store import ExecutionStore
-
-log = logging.getLogger("conductor.chaos")
 
 # Kinds of chaos events (ChaosEvent.kind).
 KILL = "kill"  # SIGKILL of a conductor

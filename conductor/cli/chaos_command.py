@@ -23,6 +23,7 @@ from conductor.cli.common import (
     CommandError,
     parse_json_argument,
 )
+from conductor.testing import ConditionTimeout
 from jobboard.zkserver import ZooKeeperLaunchError
 
 DESCRIPTION = """\
@@ -145,6 +146,8 @@ def cmd_chaos(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), EXIT_USAGE) from None
     except ZooKeeperLaunchError as exc:
         raise CommandError(f"cannot start ZooKeeper: {exc}", EXIT_UNAVAILABLE) from None
+    except (RuntimeError, ConditionTimeout) as exc:  # e.g. a conductor that cannot start
+        raise CommandError(f"the chaos run could not proceed: {exc}") from None
     report = result.report
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
