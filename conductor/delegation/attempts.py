@@ -73,7 +73,7 @@ class DelegatedAttempts:
         if not self.waits.rows:
             return []
         records: list[AtomRecord] = []
-        for verdict in self.waits.verdicts(core.records, core._first_attempt, now):
+        for verdict in self.waits.verdicts(core.records, core.first_attempt, now):
             records += self._apply(core, verdict, now)
             self.settled += 1
         return records
@@ -86,7 +86,7 @@ class DelegatedAttempts:
         if invocation.action != EXECUTE or invocation.name not in self.waits.rows:
             return None
         verdict = self.waits.late_result(
-            invocation.name, core._first_attempt(invocation.name), invocation.attempt)
+            invocation.name, core.first_attempt(invocation.name), invocation.attempt)
         if verdict is None:
             return None
         records = core.on_delegated(invocation.name, invocation.attempt, now)
@@ -119,7 +119,7 @@ class DelegatedAttempts:
         for name, attempt in just:
             rec = core.records.get(name)
             if (rec is not None and rec.state is AtomState.DELEGATED and rec.attempt == attempt
-                    and self.waits.waits_on_nothing(name, attempt, core._first_attempt(name))):
+                    and self.waits.waits_on_nothing(name, attempt, core.first_attempt(name))):
                 log.warning("execution %s: task %r attempt %d returned Delegated without any "
                             "delegation or deadline: nothing can ever complete it (use "
                             "context.delegate() or context.sleep_until())",

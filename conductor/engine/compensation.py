@@ -126,7 +126,7 @@ class Compensation(ExecutionView):
         spec = self.specs[scope]
         rec = self.records[scope]
         assert spec.retry is not None
-        used = rec.attempt - self._first_attempt(scope)
+        used = rec.attempt - self.first_attempt(scope)
         delay = spec.retry.delay_for(used + 1, self.random)
         members = [n for n in self.specs if n != scope and self._in_scope(n, scope)]
         copies = [n for n in members if self._inside_repeat(n, scope)]

@@ -325,7 +325,7 @@ class Core(Compensation):
             return
         policy = spec.retry
         if spec.kind == TASK and policy is not None and failure.retryable:
-            used = rec.attempt - self._first_attempt(name)
+            used = rec.attempt - self.first_attempt(name)
             if used < policy.times and policy.matches(failure.kinds):
                 rec.state = AtomState.PENDING
                 rec.intention = Intention.RETRY
@@ -343,7 +343,7 @@ class Core(Compensation):
             rec = self.records[scope]
             if spec.kind == RETRY:
                 assert spec.retry is not None
-                used = rec.attempt - self._first_attempt(scope)
+                used = rec.attempt - self.first_attempt(scope)
                 rec.failure = failure.failure
                 changes.append(rec)
                 if (failure.retryable and used < spec.retry.times

@@ -161,7 +161,9 @@ class ExecutionView:
             parent = self.specs[parent].parent
         return False
 
-    def _first_attempt(self, name: str) -> int:
+    def first_attempt(self, name: str) -> int:
+        """The attempt number `name` started from in the current round of its enclosing
+        sub-flow retries (1 outside any): attempts used = attempt - first_attempt + 1."""
         parent = self.specs[name].parent
         while parent is not None:
             spec = self.specs[parent]
