@@ -39,6 +39,7 @@ from persistence import migrate, open_store
 
 log = logging.getLogger("conductor.chaos")
 
+LEDGER = "task-ledger.jsonl"
 LEADER_DOWN = (1.0, 3.0)  # seconds a killed ZooKeeper leader stays down
 
 
@@ -99,6 +100,10 @@ class ChaosRunner:
         process starts."""
         config = self.config
         config.validate()
+        if config.work_dir is not None and (Path(config.work_dir) / LEDGER).exists():
+            raise ChaosConfigError(
+                f"work directory {config.work_dir} already holds a chaos run ({LEDGER}); "
+                "give an empty or new directory")
         inputs = config.job_inputs(Path("demo-ledger.jsonl"))
         try:
             self.successors = flow_successors(config.flows, config.flow, inputs)
@@ -124,7 +129,7 @@ class ChaosRunner:
 
     def _run_in(self, work: Path) -> ChaosResult:
         config = self.config
-        ledger = work / "task-ledger.jsonl"
+        ledger = work / LEDGER
         inputs = config.job_inputs(work / "demo-ledger.jsonl")
         db = prepare_db_url(config.db or f"sqlite:///{work / 'chaos.db'}")
         migrate.upgrade(db)

@@ -119,3 +119,11 @@ def test_the_command_refuses_bad_settings_before_starting_anything(
     assert main(["chaos", "--work-dir", str(work), *args]) == 2
     assert message in capsys.readouterr().err
     assert not work.exists()
+
+
+def test_the_command_refuses_a_work_directory_holding_an_earlier_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "task-ledger.jsonl").write_text('{"job": "old"}\n')
+    assert main(["chaos", "--work-dir", str(tmp_path)]) == 2
+    assert "already holds a chaos run (task-ledger.jsonl)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["task-ledger.jsonl"]
