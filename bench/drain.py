@@ -21,7 +21,8 @@ One run prints `name: value` lines:
 - rss_backlog_20000_mb: the peak RSS of the conductor draining the 20,000-job backlog, sampled
   every 0.2 s (target < 150 MB).
 
-    .venv/bin/python -P bench/drain.py [--quick] [--max-jobs N]
+    .venv/bin/python -P bench/drain.py [--quick] [--only NAME-PART] [--max-jobs N]
+                                       [--profile DIR]   (needs py-spy)
 """
 
 from __future__ import annotations
@@ -158,8 +159,11 @@ def main() -> int:
     parser.add_argument("--max-jobs", type=int, default=MAX_JOBS)
     parser.add_argument("--only", help="run only cases whose name contains this")
     parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="record each conductor with py-spy (collapsed stacks) into DIR")
+                        help="record each conductor with py-spy (collapsed stacks, sampled "
+                        "without stopping it) into DIR")
     args = parser.parse_args()
+    if args.profile and not (Path(sys.executable).parent / "py-spy").exists():
+        parser.error("--profile needs py-spy in this environment: pip install py-spy")
     h.show("max_jobs", args.max_jobs, "--max-jobs of every conductor")
     rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="zkc-drain-") as tmp, \
