@@ -183,7 +183,8 @@ class Runner:
             if stopping and stop_deadline is None:
                 grace = control.grace
                 stop_deadline = float("inf") if grace is None else now + grace
-            decision = core.decide(now, start=not (stopping or control.paused))
+            paused = control.paused  # read once a turn: a resume() after this wakes the next
+            decision = core.decide(now, start=not (stopping or paused))
             self._collect(pending, decision.records)
             if decision.execution is not None:
                 execution = decision.execution
@@ -197,7 +198,7 @@ class Runner:
                 execution = ExecutionChange(ExecutionState.SUSPENDED, failure=core.failure)
                 problem = self._save(pending, execution)
                 return problem or RunResult(RunState.SUSPENDED, reason="stopped")
-            if decision.only_delegated and not control.paused:
+            if decision.only_delegated and not paused:
                 # A completion may have arrived unannounced: read the rows once more first.
                 settled = self._delegations.settled
                 self._delegations.look_again = True
@@ -227,12 +228,12 @@ class Runner:
                         self._events.put(TICK)
                 held.clear()
             if (core.busy == 0 and decision.wake_at is None and not decision.only_delegated
-                    and not control.paused and not stopping and not pending):
+                    and not paused and not stopping and not pending):
                 raise EngineStalled(
                     f"execution {self.execution.id}: nothing runs, nothing is due and the flow "
                     "has not finished (an engine bug)"
                 )
-            idle = stopping or control.paused  # due retries wait: no busy loop while paused
+            idle = stopping or paused  # due retries wait: no busy loop while paused
             recheck = now + GATE_RECHECK if held else None
             deadlines = [d for d in (None if idle else decision.wake_at, stop_deadline, recheck,
                                      min((d for d, _ in self._deadlines.values()),

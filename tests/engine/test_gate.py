@@ -88,3 +88,33 @@ def test_abort_while_the_gate_is_closed_returns_at_once() -> None:
     control.abort()
     thread.join(WAIT)
     assert box["outcome"].state is RunState.ABANDONED
+
+
+class _ResumedDuringATurn(RunControl):
+    """`paused` reads True once and False afterwards: a resume() landing between two readings
+    of the flag within one turn of the runner's loop (a ZooKeeper connection that dropped and
+    came back with the same session at that instant)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    @property  # type: ignore[override]
+    def paused(self) -> bool:
+        self.reads += 1
+        if self.reads == 1:
+            threading.Timer(0.05, self._wake).start()  # what resume() does
+            return True
+        return False
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        pass
+
+
+def test_a_resume_within_a_turn_starts_the_task_on_the_next_turn() -> None:
+    ran: list[str] = []
+    outcome = run_flow(linear(task(lambda: ran.append("a"), name="a")),
+                       control=_ResumedDuringATurn())
+    assert outcome.state is RunState.SUCCESS
+    assert ran == ["a"]
