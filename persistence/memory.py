@@ -37,6 +37,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._open_lock = threading.Lock()
         self._executions: dict[str, ExecutionRecord] = {}
         self._by_job: dict[str, str] = {}
         self._owners: dict[str, list[Ownership]] = {}
@@ -92,6 +93,20 @@ class MemoryStore:
                 record.updated_at = now
                 self._owners[execution_id].append(Ownership(epoch, owner, now))
             return copy.deepcopy(record)
+
+    def open_execution(
+        self,
+        job_id: str,
+        flow_name: str,
+        flow_version: str,
+        inputs: dict[str, JSONValue],
+        *,
+        epoch: int,
+        owner: str,
+    ) -> ExecutionRecord:
+        with self._open_lock:  # one "transaction": nobody takes over in between
+            created = self.create_execution(job_id, flow_name, flow_version, inputs)
+            return self.take_over(created.id, epoch, owner)
 
     def save(
         self,

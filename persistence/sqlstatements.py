@@ -12,7 +12,7 @@ from sqlalchemy import Select, Update, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
-from persistence.schema import atoms, delegations, executions
+from persistence.schema import atoms, delegations, executions, ownerships
 
 ATOM_VALUE_COLUMNS = (
     "kind", "state", "intention", "attempt", "result", "failure",
@@ -52,8 +52,18 @@ class WriteStatements:
         two on the hot path of atom-only saves."""
         self.insert_execution = self._insert(executions).on_conflict_do_nothing(
             index_elements=[executions.c.job_id]
-        )
+        ).execution_options(preserve_rowcount=True)  # rowcount 0: the job had one already
         """Create an execution unless its job already has one."""
+        self.take_over_by_job: Update = (
+            update(executions)
+            .where(executions.c.job_id == bindparam("for_job"),
+                   executions.c.epoch < bindparam("new_epoch"))
+            .values(epoch=bindparam("new_epoch"), owner=bindparam("new_owner"),
+                    updated_at=bindparam("now"))
+        )
+        """Take over a job's execution if the epoch is newer (rowcount 1) — the fence raise."""
+        self.insert_ownership: Insert = ownerships.insert()
+        """One row of the owner/epoch history."""
 
     def insert_delegations(self, rows: list[dict[str, Any]]) -> Insert:
         """Insert delegation rows, leaving alone any whose token hash is already saved."""

@@ -15,6 +15,8 @@ completion ids), which is what makes retrying a transaction whose COMMIT outcome
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -70,6 +72,10 @@ class SqlStore:
         )
         self._retrier = Retrier(self.options.retry_for, where=self.url)
         self._sql = WriteStatements(dialect)
+        # SQLite has one writer at a time. Threads of this process queue on a lock (woken the
+        # moment it is free) instead of in SQLite's busy handler, which sleeps 1, 2, 5, ... ms
+        # between tries and so wastes most of the time under contention.
+        self._write_lock = threading.Lock() if dialect == "sqlite" else contextlib.nullcontext()
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -133,6 +139,61 @@ class SqlStore:
             return record
 
         return self._write(transaction, what=f"take over execution {execution_id}")
+
+    def open_execution(
+        self,
+        job_id: str,
+        flow_name: str,
+        flow_version: str,
+        inputs: dict[str, JSONValue],
+        *,
+        epoch: int,
+        owner: str,
+    ) -> ExecutionRecord:
+        encoded = _encode(inputs, what=f"inputs of job {job_id}")
+        new_id = str(uuid.uuid4())
+
+        def transaction(conn: Connection) -> ExecutionRecord:
+            now = round(time.time(), 6)  # the columns keep microseconds
+            inserted = conn.execute(
+                self._sql.insert_execution,
+                {
+                    "id": new_id, "job_id": job_id, "flow_name": flow_name,
+                    "flow_version": flow_version, "inputs": encoded,
+                    "state": ExecutionState.PENDING.value, "epoch": 0, "owner": None,
+                    "created_at": now, "updated_at": now,
+                },
+            )
+            taken = conn.execute(
+                self._sql.take_over_by_job,
+                {"for_job": job_id, "new_epoch": epoch, "new_owner": owner, "now": now},
+            )
+            if inserted.rowcount == 1 and taken.rowcount == 1:  # new, and ours: no need to read
+                conn.execute(self._sql.insert_ownership, {
+                    "execution_id": new_id, "epoch": epoch, "owner": owner, "taken_at": now})
+                return ExecutionRecord(
+                    id=new_id, job_id=job_id, flow_name=flow_name, flow_version=flow_version,
+                    inputs=jsonvalue.loads(encoded) if encoded is not None else {},
+                    state=ExecutionState.PENDING, epoch=epoch, owner=owner,
+                    created_at=now, updated_at=now)
+            record = sqlreads.execution_by_job(conn, job_id)
+            assert record is not None  # inserted above or already there
+            if record.flow_name != flow_name:
+                raise ValueError(
+                    f"job {job_id} already has an execution of flow {record.flow_name!r}, "
+                    f"not {flow_name!r}"
+                )
+            if taken.rowcount == 1:
+                conn.execute(
+                    self._sql.insert_ownership,
+                    {"execution_id": record.id, "epoch": epoch, "owner": owner,
+                     "taken_at": now},
+                )
+            elif not (record.epoch == epoch and record.owner == owner):
+                raise Fenced(record.id, epoch, record.epoch)
+            return record
+
+        return self._write(transaction, what=f"open the execution of job {job_id}")
 
     def save(
         self,
@@ -295,7 +356,7 @@ class SqlStore:
 
     def _write(self, transaction: Callable[[Connection], T], *, what: str) -> T:
         def attempt() -> T:
-            with self._writer.begin() as conn:
+            with self._write_lock, self._writer.begin() as conn:
                 return transaction(conn)
 
         return self._retrier.run(attempt, what=what)

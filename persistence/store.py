@@ -50,6 +50,21 @@ class ExecutionStore(Protocol):
         """
         ...
 
+    def open_execution(
+        self,
+        job_id: str,
+        flow_name: str,
+        flow_version: str,
+        inputs: dict[str, JSONValue],
+        *,
+        epoch: int,
+        owner: str,
+    ) -> ExecutionRecord:
+        """create_execution then take_over, in ONE transaction: what a conductor does when it
+        claims a job (one commit instead of two). Same errors as the two; the record returned
+        is the execution with its atoms, now owned by `owner` with `epoch`."""
+        ...
+
     def save(
         self,
         execution_id: str,

@@ -123,6 +123,47 @@ def test_take_over_of_an_unknown_execution(store: ExecutionStore) -> None:
         store.take_over("no-such-id", 1, "alpha")
 
 
+# -- open_execution (create + take over in one transaction) ---------------------------------
+
+
+def test_open_execution_creates_and_takes_over_at_once(store: ExecutionStore) -> None:
+    opened = store.open_execution("job-1", "flow", "1", {"n": 1}, epoch=7, owner="alpha")
+    assert (opened.job_id, opened.state, opened.epoch, opened.owner) == (
+        "job-1", ExecutionState.PENDING, 7, "alpha")
+    assert opened.inputs == {"n": 1}
+    assert opened == store.load(opened.id)  # what was returned is what was saved
+    assert [(o.epoch, o.owner) for o in store.owners(opened.id)] == [(7, "alpha")]
+
+
+def test_open_execution_resumes_the_jobs_execution_with_its_atoms(store: ExecutionStore) -> None:
+    first = store.open_execution("job-1", "flow", "1", {}, epoch=7, owner="alpha")
+    store.save(first.id, 7, [AtomRecord("a", state=AtomState.SUCCESS, attempt=1, result=3)])
+    again = store.open_execution("job-1", "flow", "2", {}, epoch=9, owner="beta")
+    assert again.id == first.id and again.flow_version == "1"  # the version it started with
+    assert (again.epoch, again.owner) == (9, "beta")
+    assert again.atoms["a"].result == 3
+    same = store.open_execution("job-1", "flow", "1", {}, epoch=9, owner="beta")  # a retry
+    assert same.epoch == 9
+    assert [(o.epoch, o.owner) for o in store.owners(first.id)] == [(7, "alpha"), (9, "beta")]
+
+
+def test_open_execution_with_a_stale_claim_is_fenced_and_changes_nothing(
+    store: ExecutionStore,
+) -> None:
+    first = store.open_execution("job-1", "flow", "1", {}, epoch=7, owner="alpha")
+    with pytest.raises(Fenced) as raised:
+        store.open_execution("job-1", "flow", "1", {}, epoch=5, owner="beta")
+    assert (raised.value.epoch, raised.value.stored_epoch) == (5, 7)
+    assert (store.load(first.id).epoch, store.load(first.id).owner) == (7, "alpha")
+
+
+def test_open_execution_of_another_flow_is_refused(store: ExecutionStore) -> None:
+    store.open_execution("job-1", "flow", "1", {}, epoch=7, owner="alpha")
+    with pytest.raises(ValueError, match="already has an execution of flow 'flow'"):
+        store.open_execution("job-1", "other", "1", {}, epoch=9, owner="beta")
+    assert store.find_by_job("job-1").epoch == 7  # type: ignore[union-attr]
+
+
 # -- save ------------------------------------------------------------------------------------
 
 
