@@ -19,6 +19,7 @@ from kazoo.security import ACL, make_digest_acl
 
 from jobboard import lease
 from jobboard.errors import BoardUnavailable, InvalidInput
+from jobboard.handler import PollingHandler
 
 KAZOO_LOGGER = "jobboard.kazoo"
 
@@ -81,6 +82,7 @@ def make_client(
     options: dict[str, Any] = {
         "hosts": hosts,
         "timeout": session_timeout,
+        "handler": PollingHandler(),
         "logger": _kazoo_logger(),
         "connection_retry": KazooRetry(max_tries=-1, max_delay=1.0),
         "command_retry": KazooRetry(max_tries=-1, max_delay=1.0, deadline=session_timeout * 2),
