@@ -136,11 +136,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 def profile_process(pid: int, output: Path) -> subprocess.Popen[bytes]:
-    """py-spy sampling `pid` (all threads, idle ones too) into collapsed stacks at `output`."""
+    """py-spy sampling `pid` while it holds the GIL (CPU spent in Python) into collapsed stacks
+    at `output`."""
     output.parent.mkdir(parents=True, exist_ok=True)
     py_spy = Path(sys.executable).parent / "py-spy"
     return subprocess.Popen([str(py_spy), "record", "--pid", str(pid), "--format", "raw",
-                             "--rate", "250", "--nonblocking", "--output", str(output)],
+                             "--rate", "250", "--nonblocking", "--gil", "--output", str(output)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -104,18 +104,20 @@ class JobRun:
         self.control.stop(grace)
 
     def _prepare(self) -> tuple[CompiledFlow, ExecutionRecord]:
-        """Resolve the flow from this conductor's registry (the version the execution started
-        with, if any) and take the execution over with the claim's epoch."""
+        """Resolve the flow from this conductor's registry and open the job's execution with
+        the claim's epoch (created and taken over in one transaction). A resumed execution
+        keeps the flow version it started with."""
         store, registry = self.services.store, self.services.registry
         flow_name, inputs = str(self.document["flow"]), self.document["inputs"]
+        flow = self._resolve(flow_name, inputs, None)
         try:
-            existing = store.find_by_job(self.job_id)
-            version = existing.flow_version if existing is not None else None
-            flow = self._resolve(flow_name, inputs, version)
-            execution = existing or store.create_execution(
-                self.job_id, flow_name, registry.get(flow_name, version).version, inputs)
+            execution = store.open_execution(
+                self.job_id, flow_name, registry.get(flow_name).version, inputs,
+                epoch=self.claim.epoch, owner=self.services.owner)
+            if execution.flow_version != registry.get(flow_name).version:
+                flow = self._resolve(flow_name, inputs, execution.flow_version)
             self._check_crashes(execution)
-            return flow, store.take_over(execution.id, self.claim.epoch, self.services.owner)
+            return flow, execution
         except Fenced as exc:
             self.log.warning("claim is stale, leaving the job: %s", exc)
             raise _Finished(JobEnd.ABANDONED) from None
