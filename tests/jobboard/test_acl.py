@@ -8,7 +8,7 @@ import pytest
 from kazoo.exceptions import NoAuthError
 
 from jobboard.board import JobBoard
-from jobboard.connect import TLSOptions, make_client
+from jobboard.connect import KAZOO_LOGGER, TLSOptions, make_client
 from jobboard.errors import NotAuthorized
 from tests.fixtures.zookeeper import ZkClientFactory
 from tests.jobboard.conftest import BoardFactory
@@ -51,7 +51,7 @@ def test_secrets_stay_out_of_reprs_and_logs(
 ) -> None:
     tls = TLSOptions(keyfile_password="key-pass-123")
     assert "key-pass-123" not in repr(tls)
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger=KAZOO_LOGGER):
         make_board(credentials=CREDENTIALS).post("n", "f", {})
     assert "s3cret-pw" not in caplog.text
     assert "redacted" in caplog.text, "the auth packet was logged, redacted"
