@@ -90,24 +90,9 @@ class SqlStore:
         new_id = str(uuid.uuid4())
 
         def transaction(conn: Connection) -> ExecutionRecord:
-            now = time.time()
-            conn.execute(
-                self._sql.insert_execution,
-                {
-                    "id": new_id, "job_id": job_id, "flow_name": flow_name,
-                    "flow_version": flow_version, "inputs": encoded,
-                    "state": ExecutionState.PENDING.value, "epoch": 0, "owner": None,
-                    "created_at": now, "updated_at": now,
-                },
-            )
-            record = sqlreads.execution_by_job(conn, job_id)
-            assert record is not None  # inserted above or already there
-            if record.flow_name != flow_name:
-                raise ValueError(
-                    f"job {job_id} already has an execution of flow {record.flow_name!r}, "
-                    f"not {flow_name!r}"
-                )
-            return record
+            self._insert_execution(conn, id=new_id, job_id=job_id, flow_name=flow_name,
+                                   flow_version=flow_version, inputs=encoded, now=time.time())
+            return _same_flow(sqlreads.execution_by_job(conn, job_id), job_id, flow_name)
 
         return self._write(transaction, what=f"create execution of job {job_id}")
 
@@ -155,20 +140,14 @@ class SqlStore:
 
         def transaction(conn: Connection) -> ExecutionRecord:
             now = round(time.time(), 6)  # the columns keep microseconds
-            inserted = conn.execute(
-                self._sql.insert_execution,
-                {
-                    "id": new_id, "job_id": job_id, "flow_name": flow_name,
-                    "flow_version": flow_version, "inputs": encoded,
-                    "state": ExecutionState.PENDING.value, "epoch": 0, "owner": None,
-                    "created_at": now, "updated_at": now,
-                },
-            )
+            inserted = self._insert_execution(conn, id=new_id, job_id=job_id,
+                                              flow_name=flow_name, flow_version=flow_version,
+                                              inputs=encoded, now=now)
             taken = conn.execute(
                 self._sql.take_over_by_job,
                 {"for_job": job_id, "new_epoch": epoch, "new_owner": owner, "now": now},
             )
-            if inserted.rowcount == 1 and taken.rowcount == 1:  # new, and ours: no need to read
+            if inserted and taken.rowcount == 1:  # new, and ours: no need to read it back
                 conn.execute(self._sql.insert_ownership, {
                     "execution_id": new_id, "epoch": epoch, "owner": owner, "taken_at": now})
                 return ExecutionRecord(
@@ -176,13 +155,7 @@ class SqlStore:
                     inputs=jsonvalue.loads(encoded) if encoded is not None else {},
                     state=ExecutionState.PENDING, epoch=epoch, owner=owner,
                     created_at=now, updated_at=now)
-            record = sqlreads.execution_by_job(conn, job_id)
-            assert record is not None  # inserted above or already there
-            if record.flow_name != flow_name:
-                raise ValueError(
-                    f"job {job_id} already has an execution of flow {record.flow_name!r}, "
-                    f"not {flow_name!r}"
-                )
+            record = _same_flow(sqlreads.execution_by_job(conn, job_id), job_id, flow_name)
             if taken.rowcount == 1:
                 conn.execute(
                     self._sql.insert_ownership,
@@ -194,6 +167,17 @@ class SqlStore:
             return record
 
         return self._write(transaction, what=f"open the execution of job {job_id}")
+
+    def _insert_execution(self, conn: Connection, *, id: str, job_id: str, flow_name: str,
+                          flow_version: str, inputs: PreEncoded | None, now: float) -> bool:
+        """Create the job's execution (PENDING, epoch 0) unless it has one; True if created."""
+        inserted = conn.execute(self._sql.insert_execution, {
+            "id": id, "job_id": job_id, "flow_name": flow_name,
+            "flow_version": flow_version, "inputs": inputs,
+            "state": ExecutionState.PENDING.value, "epoch": 0, "owner": None,
+            "created_at": now, "updated_at": now,
+        })
+        return bool(inserted.rowcount == 1)
 
     def save(
         self,
@@ -404,6 +388,17 @@ class SqlStore:
                     f"delegation of {row['atom_name']!r} (attempt {row['attempt']}): its token "
                     "hash is already used by another delegation; nothing was saved"
                 )
+
+
+def _same_flow(record: ExecutionRecord | None, job_id: str, flow_name: str) -> ExecutionRecord:
+    """The job's execution, if it runs `flow_name` (a job's flow never changes)."""
+    assert record is not None  # inserted in this transaction or there already
+    if record.flow_name != flow_name:
+        raise ValueError(
+            f"job {job_id} already has an execution of flow {record.flow_name!r}, "
+            f"not {flow_name!r}"
+        )
+    return record
 
 
 def _encode(value: JSONValue, *, what: str) -> PreEncoded | None:
