@@ -210,3 +210,21 @@ def test_cancel_stops_a_running_job_at_the_next_task_boundary_and_reverts_it(
         execution = store.find_by_job(job)
         assert execution is not None and execution.state is ExecutionState.REVERTED
         assert execution.atoms["step-1"].state is AtomState.REVERTED
+
+
+def test_an_import_error_while_building_a_flow_gives_the_job_back_not_the_trash(
+        cluster: Cluster) -> None:
+    flows = cluster.dir / "half_deployed.py"
+    flows.write_text(
+        "from conductor.registry import registered_flow\n"
+        "@registered_flow('half.deployed')\n"
+        "def build(inputs):\n"
+        "    import not_deployed_yet  # a rolling deploy: this node lacks the new code\n")
+    conductor = cluster.conductor("a", flows=("conductor.demo", str(flows)),
+                                  extra_args=("--release-backoff", "30"))
+    job = cluster.board.post("half", "half.deployed", {}).id
+    wait_until(lambda: (cluster.board.get(job).document or {}).get("declines") == 1, DEADLINE,
+               "the conductor to give the job back")
+    after = cluster.board.get(job)
+    assert after.state is JobState.UNCLAIMED, "released for a conductor with the new code"
+    assert "failed to import" in conductor.log_tail(100)
