@@ -15,6 +15,7 @@ if a delegation was completed after the runner last looked (a completion racing 
 from __future__ import annotations
 
 import enum
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +47,13 @@ class JobEnd(str, enum.Enum):
     ABANDONED = "ABANDONED"  # the claim was lost (or fenced off): another owner has the job
 
 
+class JobLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefixes every message with the job id."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"{self.extra['job']}: {msg}" if self.extra else msg, kwargs
+
+
 class _Finished(Exception):
     """Internal: the job reached its end on the board before the flow ran."""
 
@@ -64,7 +72,8 @@ class JobRun:
         self.document = claim.document
         self.control = RunControl()
         self.control.gate = services.liveness.may_start
-        self.log = services.log.getChild("job").getChild(claim.job_id)
+        # An adapter, not a child logger per job: loggers are never freed.
+        self.log = JobLog(services.log.getChild("job"), {"job": claim.job_id})
         self._runner: Runner | None = None
         self._completion_marker = claim.document.get(COMPLETION_FIELD)
 
