@@ -51,7 +51,7 @@ SMALL_REPEATS = 3  # runs of each 1,000-job case (median): the machine is shared
 MAX_JOBS = 16
 """Jobs a conductor runs at once in this bench. A trivial job waits on ZooKeeper and SQLite
 round trips, so several in flight keep the conductor busy; measured from 2 to 32 the rate
-stays within this shared machine's noise, because the conductor's CPU per job (about 8 ms,
+stays within this shared machine's noise, because the conductor's CPU per job (about 4.5 ms,
 one Python process: one core at most) is what limits it. 16 leaves room for slower round
 trips (PostgreSQL) without making the job threads contend much more."""
 

@@ -14,10 +14,9 @@ per run (thread start-up included).
 - speedup_<flow>_<store>: TaskFlow's ms/task divided by ours (target >= 10).
 Targets: <= 0.3 ms/task in memory, <= 2 ms/task with SQLite.
 
-TaskFlow is a bench-only dependency: run this in a separate venv holding this project and it,
-    python3 -m venv /tmp/h3-bench-venv
-    /tmp/h3-bench-venv/bin/pip install -e . taskflow
-    /tmp/h3-bench-venv/bin/python bench/engine.py
+TaskFlow is a bench-only dependency, in the project's `bench` extra (`make bench` installs it):
+    .venv/bin/pip install -e '.[test,bench]'
+    .venv/bin/python -P bench/engine.py
 (without TaskFlow installed the taskflow_* and speedup_* lines are skipped).
 """
 
