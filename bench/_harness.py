@@ -80,7 +80,7 @@ def kazoo(hosts: str) -> Iterator[KazooClient]:
 
 
 def ensure_board(client: KazooClient, root: str) -> None:
-    for area in ("jobs", "claims", "parked", "trash", "outcomes", "keys", "sessions"):
+    for area in ("jobs", "claims", "holds", "parked", "trash", "outcomes", "keys", "sessions"):
         client.ensure_path(f"{root}/{area}")
 
 

@@ -6,6 +6,8 @@ gets claimed meanwhile changes version (every claim raises `attempts`) and the r
 
 from __future__ import annotations
 
+import contextlib
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +38,13 @@ from jobboard.model import Job, JobState
 from jobboard.naming import check_job_id
 
 MAX_ATTEMPTS = 8
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
+def _hold_token(owner: dict[str, Any] | None) -> str | None:
+    """The token of a claim's owner record, if it is one this board could have written."""
+    token = owner.get("token") if owner else None
+    return token if isinstance(token, str) and _TOKEN.fullmatch(token) else None
 
 
 class _Retry(Exception):
@@ -106,12 +115,13 @@ class Admin:
             raise JobNotFound(job_id, "neither pending nor parked")
         data, stat = found
         owner_data = self._get(paths.claim(job_id)) if origin == "jobs" else None
-        if owner_data is not None and not force:
-            try:
-                owner: dict[str, Any] | None = decode_object(owner_data[0])
-            except DocumentError:
-                owner = None
-            raise AlreadyClaimed(job_id, owner)
+        owner: dict[str, Any] | None = None
+        if owner_data is not None:
+            with contextlib.suppress(DocumentError):
+                owner = decode_object(owner_data[0])
+            if not force:
+                raise AlreadyClaimed(job_id, owner)
+        hold = _hold_token(owner)
         try:
             stored = decode_object(data)
             document: dict[str, Any] | None = validate_job(
@@ -129,6 +139,8 @@ class Admin:
             tx.delete(origin_path, version=stat.version)
             if owner_data is not None:
                 tx.delete(paths.claim(job_id), version=owner_data[1].version)
+            if hold is not None:  # the holder's marker: its later operations must fail
+                tx.delete(paths.hold(job_id, hold))
 
         self._commit(build, (BadVersionError, NoNodeError))
         return True

@@ -1,13 +1,18 @@
 """The claim protocol: claim, release, complete, park and trash a held job, each one multi-op.
 
 claim  = get job (doc + version), then [check anchor(my session), create claims/<id> (ephemeral,
-         owner JSON with a unique token), set_data jobs/<id> (attempts+1, version-checked)].
-         The epoch is the set_data's mzxid (= the claim node's czxid): it only grows.
-holder = [check anchor(claim.session), ...delete claims/<id>, delete or set jobs/<id> with the
-         claim's job version...]: it fails (changing nothing) unless the claim is still ours.
+         owner JSON with a unique token), set_data jobs/<id> (attempts+1, version-checked),
+         create holds/<id>.<token> (ephemeral)]. The epoch is the set_data's mzxid (= the claim
+         node's czxid): it only grows.
+holder = [delete holds/<id>.<token>, ...delete claims/<id>, delete or set jobs/<id> with the
+         claim's job version...]: it fails (changing nothing) unless this very claim still
+         lasts. The hold marker is ephemeral, so it is gone once the claim's session has expired;
+         and whatever ends the claim (a holder operation, an operator's forced trash) deletes it
+         in the same multi-op. Job versions alone would not do: a job node recreated by restore
+         or wake starts again at version 0, so a later claim can carry an old claim's version.
 Every claim raises `attempts`, so the job version checked by a holder cannot match once anyone
-else has claimed; after a concurrent `update` the holder re-verifies its claim (job read first,
-then its claim node by token) and retries.
+else has claimed the same job node; after a concurrent `update` the holder re-verifies its claim
+(job read first, then its claim node by token) and retries.
 """
 
 from __future__ import annotations
@@ -115,6 +120,7 @@ class ClaimProtocol:
             tx.check(paths.session(session_id), -1)
             tx.create(paths.claim(job_id), encode(owner), self.ctx.acl, ephemeral=True)
             tx.set_data(paths.job(job_id), encode_job(document), version=stat.version)
+            tx.create(paths.hold(job_id, token), b"", self.ctx.acl, ephemeral=True)
 
         self.held.expect_own_change(job_id)
         try:
@@ -176,7 +182,7 @@ class ClaimProtocol:
         merge_updates(claim.document, updates)  # validate before changing anything
 
         def build(tx: Any) -> None:
-            tx.check(self.ctx.paths.session(claim.session), -1)
+            tx.delete(self.ctx.paths.hold(claim.job_id, claim.token))
             tx.delete(self.ctx.paths.claim(claim.job_id))
             merged = merge_updates(claim.document, updates)
             tx.set_data(self.ctx.paths.job(claim.job_id), encode_job(merged), claim.version)
@@ -191,7 +197,12 @@ class ClaimProtocol:
             return True
 
         self._holder_op(
-            claim, build, verify, {1: "the claim node is gone", 2: "job removed"}, job_left=False
+            claim,
+            build,
+            verify,
+            {1: "the claim node is gone", 2: "job removed"},
+            ending="released",
+            job_left=False,
         )
 
     def complete(self, claim: Claim, outcome: dict[str, Any]) -> None:
@@ -205,7 +216,7 @@ class ClaimProtocol:
                 "completed_at": time.time(),
                 "claim": {"epoch": claim.epoch, "owner": claim.owner["id"], "token": claim.token},
             }
-            tx.check(self.ctx.paths.session(claim.session), -1)
+            tx.delete(self.ctx.paths.hold(claim.job_id, claim.token))
             tx.delete(self.ctx.paths.claim(claim.job_id))
             tx.delete(self.ctx.paths.job(claim.job_id), version=claim.version)
             tx.create(self.ctx.paths.outcome(claim.job_id), encode(entry), self.ctx.acl)
@@ -215,6 +226,7 @@ class ClaimProtocol:
             build,
             lambda: self._moved_by_us(claim, self.ctx.paths.outcome(claim.job_id), "claim"),
             {1: "the claim node is gone", 2: "job removed", 3: "an outcome already exists"},
+            ending="completed",
         )
 
     def park(
@@ -234,7 +246,7 @@ class ClaimProtocol:
                 "parked_at": time.time(),
                 "token": claim.token,
             }
-            tx.check(self.ctx.paths.session(claim.session), -1)
+            tx.delete(self.ctx.paths.hold(claim.job_id, claim.token))
             tx.create(self.ctx.paths.parked_job(claim.job_id), encode(entry), self.ctx.acl)
             tx.delete(self.ctx.paths.job(claim.job_id), version=claim.version)
             tx.delete(self.ctx.paths.claim(claim.job_id))
@@ -244,6 +256,7 @@ class ClaimProtocol:
             build,
             lambda: self._moved_by_us(claim, self.ctx.paths.parked_job(claim.job_id), "token"),
             {1: "the job is already parked", 2: "job removed", 3: "the claim node is gone"},
+            ending="parked",
         )
 
     def trash(self, claim: Claim, reason: str) -> None:
@@ -252,7 +265,7 @@ class ClaimProtocol:
         def build(tx: Any) -> None:
             entry = trash_entry(reason, "jobs", document=claim.document)
             entry["token"] = claim.token
-            tx.check(self.ctx.paths.session(claim.session), -1)
+            tx.delete(self.ctx.paths.hold(claim.job_id, claim.token))
             tx.create(self.ctx.paths.trashed(claim.job_id), encode(entry), self.ctx.acl)
             tx.delete(self.ctx.paths.job(claim.job_id), version=claim.version)
             tx.delete(self.ctx.paths.claim(claim.job_id))
@@ -262,6 +275,7 @@ class ClaimProtocol:
             build,
             lambda: self._moved_by_us(claim, self.ctx.paths.trashed(claim.job_id), "token"),
             {1: "a trash entry already exists", 2: "job removed", 3: "the claim node is gone"},
+            ending="trashed",
         )
 
     # -- shared holder machinery -------------------------------------------------------------
@@ -271,8 +285,12 @@ class ClaimProtocol:
         build: Callable[[Any], None],
         verify: Callable[[], bool | None],
         reasons: dict[int, str],
+        *,
+        ending: str,
         job_left: bool = True,
     ) -> None:
+        if claim.ended is not None:
+            raise ClaimLost(claim.job_id, f"this claim has already ended ({claim.ended})")
         if claim.lost.is_set():
             raise ClaimLost(claim.job_id, claim.lost_reason or "lost earlier")
         claim.closing = True
@@ -284,6 +302,7 @@ class ClaimProtocol:
                 try:
                     self.ctx.write(lambda: self._attempt(claim, build, reasons), verify)
                     done = True
+                    claim.ended = ending
                     self.held.remove(claim)
                     return
                 except _Retry:
@@ -303,7 +322,7 @@ class ClaimProtocol:
             return True
         index, error = failure
         if index == 0:
-            raise self._lost(claim, "its session has expired")
+            raise self._lost(claim, "its session has expired or someone else ended it")
         if isinstance(error, BadVersionError):
             self._reverify(claim)
             raise _Retry()

@@ -78,6 +78,7 @@ class Claim:
         self.lost = threading.Event()
         self.lost_reason: str | None = None
         self.closing = False  # set while this board itself removes the claim
+        self.ended: str | None = None  # how this board ended it: "completed", "released", ...
         self._listeners: list[ClaimListener] = []
         self._lock = threading.Lock()
 

@@ -19,7 +19,7 @@ MAX_PRIORITY = 999
 MAX_NAME_LENGTH = 200
 JOB_ID_PATTERN = re.compile(r"^job-(\d{3})-(\d{13})-([0-9a-f]{8})$")
 SAFE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_:@+=-][A-Za-z0-9._:@+=-]*$")
-AREAS = ("jobs", "claims", "parked", "trash", "outcomes", "keys", "sessions")
+AREAS = ("jobs", "claims", "holds", "parked", "trash", "outcomes", "keys", "sessions")
 
 
 class JobIdGenerator:
@@ -91,6 +91,7 @@ class BoardPaths:
         self.root = root
         self.jobs = f"{root}/jobs"
         self.claims = f"{root}/claims"
+        self.holds = f"{root}/holds"
         self.parked = f"{root}/parked"
         self.trash = f"{root}/trash"
         self.outcomes = f"{root}/outcomes"
@@ -106,6 +107,10 @@ class BoardPaths:
 
     def claim(self, job_id: str) -> str:
         return f"{self.claims}/{job_id}"
+
+    def hold(self, job_id: str, token: str) -> str:
+        """The ephemeral marker of one claim (its token): present while that very claim lasts."""
+        return f"{self.holds}/{job_id}.{token}"
 
     def parked_job(self, job_id: str) -> str:
         return f"{self.parked}/{job_id}"

@@ -176,6 +176,26 @@ def test_park_and_wake(make_board: BoardFactory) -> None:
     assert again.document["delegated"] == ["t1"] and again.document["woken"] is True
 
 
+def test_a_claim_that_ended_cannot_be_used_again(make_board: BoardFactory) -> None:
+    """Park, wake, someone else's claim: the job node is new and the new claim has the old
+    claim's job version; the old claim object is refused, by its board and by ZooKeeper."""
+    board, other = make_board(), make_board()
+    job = board.post("n", "f", {})
+    claim = board.claim(job.id, "c")
+    board.park(claim)
+    assert board.wake(job.id)
+    again = other.claim(job.id, "o")
+    assert again.version == claim.version
+    with pytest.raises(ClaimLost, match=r"already ended \(parked\)"):
+        board.complete(claim, {"state": "SUCCESS"})
+    claim.ended = None  # a board that forgot: the hold marker refuses it anyway
+    with pytest.raises(ClaimLost):
+        board.release(claim)
+    assert other.get(job.id).owner == again.owner
+    other.complete(again, {"state": "SUCCESS"})
+    assert board.wait(job.id, timeout=5).outcome == {"state": "SUCCESS"}
+
+
 def test_update_notifies_the_holder_and_complete_still_works(make_board: BoardFactory) -> None:
     conductor, operator = make_board(), make_board()
     job = operator.post("n", "f", {})

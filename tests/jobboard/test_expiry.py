@@ -73,16 +73,19 @@ def test_expired_claim_cannot_complete_or_release_and_changes_nothing(
     assert after.document is not None and "crashes" not in after.document
 
 
-def test_stale_claim_object_is_refused_by_the_anchor_even_if_not_yet_marked_lost(
+def test_stale_claim_under_the_same_owner_name_is_refused_even_if_not_yet_marked_lost(
     zk_server: ZooKeeperServers, make_board: BoardFactory
 ) -> None:
+    """TaskFlow's failure: an expired owner consumed the job a new owner held under the same
+    name. Identity here is the claim (session + token), never the name."""
     holder, other = make_board(session_timeout=4), make_board()
     job = holder.post("n", "f", {})
-    claim = holder.claim(job.id, "h")
+    claim = holder.claim(job.id, "conductor-1")
     old_session = claim.session
     expire_session(zk_server.connect_string, holder.client)
-    taken = other.claim_next("o", timeout=20)
+    taken = other.claim_next("conductor-1", timeout=20)
     assert taken is not None and taken.job_id == job.id
+    assert taken.owner["id"] == claim.owner["id"] == "conductor-1"
     claim.lost.clear()  # pretend the holder never heard about it: the protocol must still refuse
     with pytest.raises(ClaimLost):
         holder.complete(claim, {"state": "SUCCESS"})

@@ -102,6 +102,37 @@ def test_operator_trash_refuses_a_claimed_job_unless_forced(make_board: BoardFac
     assert operator.get(job.id).state == JobState.TRASHED
 
 
+@pytest.mark.parametrize("operation", ["complete", "release", "park", "trash"])
+def test_a_holder_whose_claim_was_force_trashed_cannot_touch_the_next_claim(
+    make_board: BoardFactory, operation: str
+) -> None:
+    """Forced trash, restore, a new claim: the job node is new, so its version starts again and
+    the new claim carries the old one's job version. The old holder must still be refused, even
+    before its board hears that its claim ended (the race the hold marker closes)."""
+    old_holder, operator, new_holder = make_board(), make_board(), make_board()
+    job = operator.post("n", "f", {})
+    stale = old_holder.claim(job.id, "conductor-1")
+    operator.trash(job.id, "stop it", force=True)
+    assert stale.lost.wait(10)
+    operator.restore(job.id)
+    fresh = new_holder.claim(job.id, "conductor-1")
+    assert fresh.version == stale.version  # what a version check alone could not tell apart
+    stale.lost.clear()  # pretend the old holder never heard: the protocol itself must refuse
+    calls = {
+        "complete": lambda: old_holder.complete(stale, {"state": "SUCCESS"}),
+        "release": lambda: old_holder.release(stale),
+        "park": lambda: old_holder.park(stale),
+        "trash": lambda: old_holder.trash(job.id, "stale", claim=stale),
+    }
+    with pytest.raises(ClaimLost):
+        calls[operation]()
+    seen = operator.get(job.id)
+    assert seen.state == JobState.CLAIMED and seen.owner == fresh.owner
+    assert operator.parked() == [] and operator.trashed() == []
+    new_holder.complete(fresh, {"state": "SUCCESS"})
+    assert operator.wait(job.id, timeout=5).outcome == {"state": "SUCCESS"}
+
+
 def test_operator_trash_of_a_parked_job(board: JobBoard) -> None:
     claim = board.claim(board.post("n", "f", {}).id, "c")
     board.park(claim)
