@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from conductor.engine.compiler import compile_flow
+from conductor.engine.dispatch import register_flow_file
 from conductor.engine.graph import CompiledFlow
 from conductor.flow.errors import FlowError
 from conductor.flow.patterns import Flow
@@ -241,6 +242,7 @@ class Registry:
         except Exception as exc:
             del sys.modules[module_name]
             raise RegistryError(f"flows file {path!r} failed to load: {exc!r}") from exc
+        register_flow_file(module_name, str(file))  # process workers load it by this name
         self._take(module, str(file))
 
     def load_workbook(self, path: str) -> None:

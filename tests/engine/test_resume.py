@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +22,7 @@ from conductor.engine import (
 )
 from conductor.engine.core import Core
 from conductor.flow import Delegated, Retry, TaskContext, linear, task, unordered
+from conductor.registry import Registry
 from persistence import AtomRecord, AtomState, ExecutionChange, MemoryStore
 from tests.engine import proc_tasks
 
@@ -375,3 +378,70 @@ def test_a_store_outage_abandons_the_run_and_starts_nothing_more() -> None:
     assert outcome.state is RunState.ABANDONED and outcome.reason == "store unavailable"
     assert "simulated outage" in str(outcome.error)
     assert log.events == ["a"]  # b's RUNNING was never saved, so b never started
+
+
+FLOWS_FILE = '''
+import os
+
+from conductor.flow import Task, linear, task
+from conductor.registry import registered_flow
+
+
+@task(provides="doubled")
+def double(n: int) -> int:
+    return n * 2
+
+
+class AddPid(Task):
+    def execute(self, doubled: int) -> list[int]:
+        return [doubled + 1, os.getpid()]
+
+
+@registered_flow("file.double")
+def build(inputs):
+    return linear(double, AddPid(provides="answer"), inputs=["n"])
+'''
+
+
+def test_process_workers_run_tasks_of_a_flows_file_loaded_by_the_registry(
+        tmp_path: Any) -> None:
+    """A --flows FILE module has a generated name only the registry knows; spawned workers
+    load the same file under that name (and nothing else) when a task of it arrives."""
+    path = tmp_path / "file_flows.py"
+    path.write_text(FLOWS_FILE)
+    registry = Registry.from_specs([str(path)])
+    compiled = registry.compile("file.double", {"n": 20})
+    dispatcher = ProcessDispatcher(max_workers=1)
+    try:
+        outcome = run_flow(compiled, {"n": 20}, dispatcher=dispatcher)
+    finally:
+        dispatcher.shutdown(wait=True)
+    assert outcome.state is RunState.SUCCESS, outcome.failure
+    value, pid = outcome.result["answer"]
+    assert value == 41 and pid != os.getpid()
+
+
+def test_a_task_a_worker_cannot_import_fails_clearly_and_the_pool_survives(
+        tmp_path: Any) -> None:
+    """A module loaded by hand (not by the registry, not on the path) pickles in the parent
+    but not in a worker: the attempt fails with TaskNotSendable naming the task; the pool
+    keeps serving."""
+    path = tmp_path / "stray_flows.py"
+    path.write_text(FLOWS_FILE)
+    spec = importlib.util.spec_from_file_location("stray_flows_by_hand", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["stray_flows_by_hand"] = module
+    dispatcher = ProcessDispatcher(max_workers=1)
+    try:
+        spec.loader.exec_module(module)
+        failed = run_flow(linear(module.double), {"n": 1}, dispatcher=dispatcher)
+        assert failed.state is RunState.REVERTED and failed.failure is not None
+        assert failed.failure.type == "conductor.engine.dispatch.TaskNotSendable"
+        assert "'double'" in failed.failure.message
+        assert "stray_flows_by_hand" in failed.failure.message
+        fine = run_flow(linear(proc_tasks.double), {"n": 4}, dispatcher=dispatcher)
+        assert fine.state is RunState.SUCCESS and fine.result == {"doubled": 8}
+    finally:
+        dispatcher.shutdown(wait=True)
+        del sys.modules["stray_flows_by_hand"]
