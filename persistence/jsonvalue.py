@@ -22,6 +22,8 @@ def dumps(value: JSONValue, *, what: str) -> str:
     """Encode `value` as compact JSON text, or raise NotSerializable naming `what`."""
     try:
         text = json.dumps(value, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    except RecursionError:
+        raise NotSerializable(f"{what} is nested too deeply to be saved as JSON") from None
     except (TypeError, ValueError) as exc:
         raise NotSerializable(_describe(value, what) or f"{what} is not JSON: {exc}") from None
     if _has_non_string_key(value):
@@ -47,12 +49,20 @@ def _has_non_string_key(value: Any) -> bool:
     return False
 
 
-def _describe(value: Any, what: str, where: str = "") -> str | None:
-    """Find the first offending part of `value`, as a sentence naming its place and type."""
+def _describe(
+    value: Any, what: str, where: str = "", within: frozenset[int] = frozenset()
+) -> str | None:
+    """Find the first offending part of `value`, as a sentence naming its place and type.
+    `within`: ids of the containers on the path to `value` (a value inside itself is circular).
+    """
     if isinstance(value, float) and not math.isfinite(value):
         return f"{what}{where} is {value!r}, which JSON cannot represent"
     if isinstance(value, _SCALARS):
         return None
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in within:
+            return f"{what}{where} contains itself (a circular reference), which JSON cannot hold"
+        within = within | {id(value)}
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -60,13 +70,13 @@ def _describe(value: Any, what: str, where: str = "") -> str | None:
                     f"{what}{where} has a dict key {key!r} of type {type(key).__name__}; "
                     "JSON keys must be strings"
                 )
-            found = _describe(item, what, f"{where}[{key!r}]")
+            found = _describe(item, what, f"{where}[{key!r}]", within)
             if found:
                 return found
         return None
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            found = _describe(item, what, f"{where}[{index}]")
+            found = _describe(item, what, f"{where}[{index}]", within)
             if found:
                 return found
         return None

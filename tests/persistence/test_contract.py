@@ -300,6 +300,34 @@ def test_values_json_would_silently_change_are_refused(
     assert store.load(execution_id).atoms == {}
 
 
+def _circular_list() -> list[object]:
+    value: list[object] = [1]
+    value.append({"back": value})
+    return value
+
+
+def _deep(levels: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [(_circular_list(), r"task 'a' .*\[1\]\['back'\] contains itself"),
+     (_deep(100_000), "task 'a' .* nested too deeply")],
+    ids=["circular", "deep"],
+)
+def test_circular_and_bottomless_results_get_a_clear_error(
+    store: ExecutionStore, bad: object, expected: str
+) -> None:
+    execution_id = running(store)
+    with pytest.raises(NotSerializable, match=expected):
+        store.save(execution_id, 10, [AtomRecord("a", result=bad)])
+    assert store.load(execution_id).atoms == {}
+
+
 def test_results_come_back_as_json_values(store: ExecutionStore) -> None:
     execution_id = running(store)
     result = {"tuple": (1, 2), "z": "last", "a": "first", "big": 2**62, "tiny": 1e-300,
