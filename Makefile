@@ -26,6 +26,11 @@ zookeeper:
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
+		echo "venv: installing Debian's python3-venv (Debian ships ensurepip apart)"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv \
+		|| { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
