@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from jobboard.model import BoardEventKind, JobState
+import threading
+
+from kazoo.protocol.states import KazooState
+
+from jobboard.model import BoardEvent, BoardEventKind, JobState
 from jobboard.zkserver import ZooKeeperServers
-from tests.jobboard.conftest import BoardFactory, EventLog, drop_connection
+from tests.jobboard.conftest import BoardFactory, EventLog, drop_connection, wait_until
 
 
 def test_jobs_posted_while_reconnecting_are_found(make_board: BoardFactory) -> None:
@@ -38,3 +42,29 @@ def test_board_keeps_working_after_a_server_restart(
     assert not held.lost.is_set(), "sessions survive a server restart within their timeout"
     waiter.complete(held, {"state": "SUCCESS"})
     assert producer.get(held.job_id).state == JobState.COMPLETED
+
+
+def test_a_listener_that_blocks_never_stalls_the_connection(make_board: BoardFactory) -> None:
+    """Board events run on the board's own thread: a listener stuck on SUSPENDED holds back
+    later events only, never kazoo's threads (which would stop reconnection and every reply)."""
+    board, producer = make_board(), make_board()
+    seen: list[BoardEventKind] = []
+    stuck, unstick = threading.Event(), threading.Event()
+
+    def listener(event: BoardEvent) -> None:
+        seen.append(event.kind)
+        if event.kind is BoardEventKind.SUSPENDED:
+            stuck.set()
+            unstick.wait(60)
+
+    board.add_listener(listener)
+    drop_connection(board.client)
+    assert stuck.wait(30), "SUSPENDED was delivered"
+    wait_until(lambda: board.client.state == KazooState.CONNECTED, what="kazoo to reconnect")
+    claim = board.claim(producer.post("meanwhile", "f", {}).id, "w")  # replies still arrive
+    board.complete(claim, {"state": "SUCCESS"})
+    assert producer.get(claim.job_id).state == JobState.COMPLETED
+    assert seen == [BoardEventKind.SUSPENDED], "later events wait behind the stuck listener"
+    unstick.set()
+    wait_until(lambda: seen[-1:] == [BoardEventKind.RECONNECTED], what="RECONNECTED, in order")
+    assert seen == [BoardEventKind.SUSPENDED, BoardEventKind.RECONNECTED]
