@@ -29,6 +29,7 @@ from conductor.delegation.errors import (
     TaskFinished,
 )
 from conductor.delegation.intents import CompletionIntents, Intent
+from conductor.flow.errors import Cancelled
 from conductor.flow.retry import type_name
 from jobboard.board import JobBoard
 from jobboard.errors import BoardError, BoardUnavailable, InvalidJob, JobNotFound
@@ -53,6 +54,7 @@ _NUDGE_TRIES = 6
 _OUTCOME_STATES = frozenset({AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTING,
                              AtomState.REVERTED, AtomState.REVERT_FAILURE, AtomState.IGNORED})
 _UNKNOWN = "no delegation has that token"
+_CANCELLED = type_name(Cancelled)
 _MISSING = object()
 
 
@@ -130,12 +132,13 @@ class Callbacks:
         execution = self.store.load(row.execution_id)
         if execution.state.finished:
             raise TaskFinished(f"{where} already has an outcome (its execution ended "
-                               f"{execution.state.value})")
+                               f"{execution.state.value}{_cancelled(execution.failure)})")
         atom = execution.atoms.get(row.atom_name)
         if atom is None:
             return
         if atom.state in _OUTCOME_STATES:
-            raise TaskFinished(f"{where} already has an outcome ({atom.state.value})")
+            raise TaskFinished(f"{where} already has an outcome "
+                               f"({atom.state.value}{_cancelled(atom.failure)})")
         if is_error and row.attempt < atom.attempt:
             raise AttemptSuperseded(
                 f"{where}: attempt {row.attempt} was given up (attempt {atom.attempt} is under "
@@ -151,6 +154,11 @@ class Callbacks:
             return "deferred"
         self.intents.close(intent)
         return state
+
+
+def _cancelled(failure: Failure | None) -> str:
+    return ": the execution was cancelled" if failure is not None and failure.type == _CANCELLED \
+        else ""
 
 
 def completion_outcome(result: Any = _MISSING, error: str | None = None) -> dict[str, Any]:

@@ -59,6 +59,9 @@ class Core(Compensation):
     ) -> None:
         super().__init__(flow, inputs, atoms, failure, random)
         self._loaded: list[AtomRecord] = []  # transitions found while loading, saved first
+        self.cancelled = failure is not None and failure.type == type_name(Cancelled)
+        """Cancelled (now, or before this execution was saved): delegated work is not waited
+        for (see cancel)."""
         self._s.open_children[None] = 0
         self._load(None, flow.graph.roots)
         if failure is not None:
@@ -131,6 +134,11 @@ class Core(Compensation):
             only_delegated=(self.final is None and not busy and not starts and not s.delayed
                             and not s.ready and len(s.in_flight) > 0),
         )
+
+    @property
+    def delegated(self) -> bool:
+        """Whether some attempt is delegated (waiting for a completion from outside)."""
+        return DELEGATED in self._s.in_flight.values()
 
     @property
     def busy(self) -> int:
@@ -234,12 +242,17 @@ class Core(Compensation):
         return changes
 
     def on_delegated(self, name: str, attempt: int, now: float) -> list[AtomRecord]:
-        """The attempt handed its work to a third party; it completes from outside."""
+        """The attempt handed its work to a third party; it completes from outside. In a
+        cancelled execution the delegation is ended at once (see cancel)."""
         rec = self._current(name, attempt, AtomState.RUNNING)
         if rec is None:
             return []
         rec.state = AtomState.DELEGATED
         self._s.in_flight[name] = DELEGATED
+        if self.cancelled:
+            changes: list[AtomRecord] = []
+            self._end_delegation(name, now, changes)
+            return changes
         return [rec]
 
     def on_delegation_done(self, name: str, attempt: int, now: float, *, result: Any = None,
@@ -264,13 +277,39 @@ class Core(Compensation):
 
     def cancel(self, now: float) -> list[AtomRecord]:
         """Stop starting tasks and revert what completed; ends REVERTED with a Cancelled
-        failure (unless already finished or failing)."""
-        if self.final is not None or None in self._s.reverting:
+        failure (an execution already failing keeps its failure). Cancel means stop waiting:
+        delegated attempts are ended at once (saved REVERTING with a Cancelled failure, so
+        they are reverted in key order, their revert called with `result` None) instead of
+        being waited for; attempts still running are waited for as usual."""
+        if self.final is not None:
             return []
         changes: list[AtomRecord] = []
-        error = Cancelled("the execution was cancelled")
-        self._fail_flow(Failure(type_name(Cancelled), str(error)), changes)
+        self.cancelled = True
+        if None not in self._s.reverting:
+            error = Cancelled("the execution was cancelled")
+            self._fail_flow(Failure(type_name(Cancelled), str(error)), changes)
+        for name, kind in list(self._s.in_flight.items()):
+            if kind == DELEGATED:
+                self._end_delegation(name, now, changes)
         return changes
+
+    def _end_delegation(self, name: str, now: float, changes: list[AtomRecord]) -> None:
+        """End a delegated attempt of a cancelled execution: it will be reverted (its revert,
+        if any, may tell the third party to stop), unless compensation already stopped."""
+        rec = self.records[name]
+        del self._s.in_flight[name]
+        rec.failure = Failure(
+            type_name(Cancelled),
+            f"task {name!r} attempt {rec.attempt}: the execution was cancelled while its "
+            "delegated work was outstanding; its delegations no longer count")
+        rec.finished_at = now
+        if self.revert_failed:
+            rec.state = AtomState.FAILURE
+        else:
+            rec.state = AtomState.REVERTING  # reverted in key order with the completed tasks
+            rec.intention = Intention.REVERT
+            rec.result = None
+        changes.append(rec)
 
     # -- forward progress ------------------------------------------------------------------
     def _succeeded(self, name: str, now: float, changes: list[AtomRecord]) -> None:

@@ -7,7 +7,8 @@ runner's epoch: a stale owner is fenced off before it can start anything.
 
 Delegated attempts are settled from their delegation rows (conductor.delegation.attempts): the
 rows are read when the run resumes, after a task returns Delegated, when `notify_delegations()`
-announces a completion, and once more before parking; their deadlines are timers of this loop.
+announces a completion, when a cancel is applied, and once more before parking; their deadlines
+are timers of this loop. A cancelled run ends its delegated attempts instead of waiting.
 """
 
 from __future__ import annotations
@@ -174,6 +175,13 @@ class Runner:
             if control.cancelled and not cancel_applied:
                 cancel_applied = True
                 self._cancel_flag.set()
+                if core.delegated:
+                    # A completion recorded before the cancel counts (its sender was told
+                    # so): read the rows once more before the delegations are ended.
+                    self._delegations.look_again = True
+                    problem = self._settle(core, now, pending)
+                    if problem:
+                        return problem
                 self._collect(pending, core.cancel(now))
             self._expire(core, now, pending)
             problem = self._settle(core, now, pending)

@@ -1,6 +1,6 @@
 """Delegation end to end with real `conductor` processes: complete from the CLI, over HTTP
 (served by `conductor run --http` and by `conductor serve`), a deadline expiring with a retry,
-the conductor killed while completing, and PostgreSQL."""
+`conductor cancel` of a parked job, the conductor killed while completing, and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def cli(rig: Rig, *args: str, stdin: str | None = None, **env: str
+def cli(rig: Rig, *args: str, stdin: str | None = None, db: bool = True, **env: str
         ) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "conductor.cli.main", *args, "--zk", rig.zk,
-               "--root", rig.root, "--db", rig.db]
+               "--root", rig.root, *(("--db", rig.db) if db else ())]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
     return subprocess.run(command, input=stdin, capture_output=True, text=True,
                           timeout=DEADLINE, check=False, env={**environment, **env})
@@ -162,6 +162,30 @@ def test_a_deadline_expires_and_the_old_token_still_completes_the_retried_task(
     execution = rig.store.find_by_job(job)
     assert execution is not None and execution.atoms["request"].state is AtomState.SUCCESS
     assert execution.atoms["request"].attempt >= 2
+
+
+def test_conductor_cancel_of_a_parked_job_reverts_it_promptly_and_its_token_gets_409(
+        rig: Rig) -> None:
+    """No deadline: before, the woken job parked again and waited for ever."""
+    port = free_port()
+    rig.process("c1", extra_args=("--http", f"127.0.0.1:{port}"),
+                env={"CONDUCTOR_HTTP_SECRET": SECRET})
+    job = rig.post_approval()  # no "timeout": the delegation has no deadline
+    token = rig.token(job)
+    rig.wait_parked(job)
+    cancelled = cli(rig, "cancel", job, db=False)  # a board command: no database
+    assert cancelled.returncode == 0, cancelled.stderr
+    outcome = rig.board.wait(job, 30).outcome
+    assert outcome is not None and outcome["state"] == "REVERTED", rig.logs()
+    assert outcome["failure"]["type"] == "conductor.flow.errors.Cancelled"
+    execution = rig.store.find_by_job(job)
+    assert execution is not None and execution.atoms["request"].state is AtomState.REVERTED
+    assert execution.atoms["apply"].state is AtomState.IGNORED
+    status, body = post_json(rig.entries(job)[0]["url"], {"result": "approved, too late"})
+    assert status == 409 and body["kind"] == "TaskFinished", body
+    assert "already has an outcome" in body["error"] and "cancelled" in body["error"]
+    late = cli(rig, "complete", token, "--result", '"approved"')
+    assert late.returncode == 1 and "already has an outcome" in late.stderr
 
 
 def test_a_conductor_killed_while_completing_loses_nothing(rig: Rig) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from conductor.delegation import tokens
-from conductor.delegation.errors import DelegationFailed
+from conductor.delegation import Callbacks, tokens
+from conductor.delegation.errors import DelegationFailed, TaskFinished
 from conductor.delegation.issuing import AttemptDelegator, UnavailableDelegator
 from conductor.engine import (
     FakeClock,
@@ -316,3 +316,118 @@ def test_tokens_stay_out_of_reprs_and_process_workers_get_a_clear_error(
         context.delegate(float("nan"))
     with pytest.raises(ValueError, match="needs a deadline"):
         context.delegate(on_deadline="succeed")
+
+
+class _NoBoard:
+    """A board (and intents) the completion path must not reach: it refuses before."""
+
+    def session_alive(self) -> bool:
+        raise AssertionError("the completion was not refused up front")
+
+
+def refusing_callbacks(store: ExecutionStore) -> Callbacks:
+    nothing: Any = _NoBoard()
+    return Callbacks(store, nothing, intents=nothing)
+
+
+def cancellable(handed: Handed, log: list[str]) -> Any:
+    """prepare -> (ask [reverts: withdraws the request] | ask2 [no revert]) -> use."""
+    def prepare() -> str:
+        log.append("prepare")
+        return "prepared"
+
+    def unprepare() -> None:
+        log.append("unprepare")
+
+    def ask(prepared: str, context: TaskContext) -> Delegated:
+        handed.calls.append((context.task, context.attempt))
+        handed.tokens[(context.task, context.attempt)] = context.delegate().token
+        return Delegated()
+
+    def withdraw(result: Any, context: TaskContext) -> None:
+        log.append(f"withdraw {context.task} result={result!r}")
+
+    return linear(task(prepare, provides="prepared", revert=unprepare),
+                  unordered(task(ask, name="ask", provides="answer", revert=withdraw),
+                            task(ask, name="ask2", provides="other")),
+                  task(use, name="use", provides="out"))
+
+
+def test_cancel_of_a_parked_execution_stops_waiting_and_reverts_at_once(
+        store: ExecutionStore) -> None:
+    """No deadline anywhere: the cancelled run ends its delegated tasks (the one with a
+    revert is told, with result None), reverts the rest, and never parks again."""
+    clock = FakeClock(START)
+    handed, log = Handed(), []
+    flow = cancellable(handed, log)
+    parked = resume(store, flow, "job-c", 1, clock=clock)
+    assert parked.state is RunState.PARKED and parked.park_until is None
+    cancel = RunControl()
+    cancel.cancel()  # what a conductor does with a woken job whose document asks to cancel
+    done = resume(store, flow, "job-c", 2, clock=clock, control=cancel)
+    assert done.state is RunState.REVERTED, done
+    assert done.failure is not None and done.failure.type == "conductor.flow.errors.Cancelled"
+    assert log == ["prepare", "withdraw ask result=None", "unprepare"]
+    assert clock.jumps == [], "nothing waited for a deadline"
+    atoms = store.load(done.execution_id).atoms
+    for name in ("ask", "ask2"):
+        assert atoms[name].state is AtomState.REVERTED
+        failure = atoms[name].failure
+        assert failure is not None and failure.type == "conductor.flow.errors.Cancelled"
+    assert atoms["prepare"].state is AtomState.REVERTED
+    assert atoms["use"].state is AtomState.IGNORED
+    callbacks = refusing_callbacks(store)
+    for key in (("ask", 1), ("ask2", 1)):
+        with pytest.raises(TaskFinished, match="already has an outcome"):
+            callbacks.complete(handed.tokens[key], result="too late")
+    assert handed.calls == [("ask", 1), ("ask2", 1)]
+
+
+def test_a_completion_recorded_before_the_cancel_is_applied_still_counts(
+        store: ExecutionStore) -> None:
+    clock = FakeClock(START)
+    handed, log = Handed(), []
+    flow = cancellable(handed, log)
+    assert resume(store, flow, "job-cc", 1, clock=clock).state is RunState.PARKED
+    complete(store, handed.tokens[("ask", 1)], result="yes")  # the third party was told OK
+    cancel = RunControl()
+    cancel.cancel()
+    done = resume(store, flow, "job-cc", 2, clock=clock, control=cancel)
+    assert done.state is RunState.REVERTED
+    assert log == ["prepare", "withdraw ask result='yes'", "unprepare"]
+    atoms = store.load(done.execution_id).atoms
+    assert atoms["ask"].result == "yes" and atoms["ask"].failure is None
+
+
+def test_a_task_that_delegates_after_the_cancel_is_ended_at_once(
+        store: ExecutionStore) -> None:
+    """The cancel arrives while the delegating attempt still runs: when it returns Delegated
+    the run does not park, it ends that delegation and reverts."""
+    clock = FakeClock(START)
+    started, release = threading.Event(), threading.Event()
+    log: list[str] = []
+    tokens_: list[str] = []
+
+    def ask(context: TaskContext) -> Delegated:
+        tokens_.append(context.delegate().token)
+        started.set()
+        assert release.wait(30)
+        return Delegated()
+
+    def withdraw(result: Any) -> None:
+        log.append(f"withdraw result={result!r}")
+
+    flow = linear(task(ask, provides="answer", revert=withdraw))
+    control = RunControl()
+    outcome: list[RunResult] = []
+    thread = threading.Thread(target=lambda: outcome.append(
+        resume(store, flow, "job-cr", 1, clock=clock, control=control)))
+    thread.start()
+    assert started.wait(30)
+    control.cancel()
+    release.set()
+    thread.join(30)
+    assert outcome and outcome[0].state is RunState.REVERTED, outcome
+    assert log == ["withdraw result=None"]
+    with pytest.raises(TaskFinished):
+        refusing_callbacks(store).complete(tokens_[0], result=1)

@@ -120,6 +120,83 @@ def test_a_failed_delegation_goes_through_the_retry_policy() -> None:
     assert (retry.name, retry.attempt) == ("ask", 2)
 
 
+def _delegated_and_cancelled(flow: Any) -> tuple[Core, dict[str, AtomRecord]]:
+    """a -> (ask: delegated | other: done), then cancelled; returns the saved records."""
+    core = Core(flow, {})
+    [_a] = core.decide(0).starts
+    core.on_success("a", 1, None, 1)
+    assert sorted(s.name for s in core.decide(1).starts) == ["ask", "other"]
+    core.on_delegated("ask", 1, 2)
+    core.on_success("other", 1, None, 2)
+    assert core.decide(2).only_delegated
+    saved = {r.name: AtomRecord(**vars(r)) for r in core.records.values()}
+    for rec in core.cancel(3):
+        saved[rec.name] = AtomRecord(**vars(rec))
+    return core, saved
+
+
+def test_cancel_ends_delegated_work_and_reverts_it_in_key_order() -> None:
+    flow = compile_flow(linear(t("a"), unordered(t("ask"), t("other"))), {})
+    core, saved = _delegated_and_cancelled(flow)
+    ask = saved["ask"]
+    assert ask.state is AtomState.REVERTING and ask.result is None
+    assert ask.failure is not None and ask.failure.type == "conductor.flow.errors.Cancelled"
+    decision = core.decide(3)
+    assert not decision.only_delegated and decision.execution is not None
+    assert decision.execution.failure is not None
+    assert decision.execution.failure.type == "conductor.flow.errors.Cancelled"
+    reverts = [s.name for s in decision.starts]
+    while not decision.finished:
+        [start] = decision.starts
+        assert start.action == "revert"
+        core.on_reverted(start.name, 4)
+        decision = core.decide(4)
+        reverts += [s.name for s in decision.starts]
+    assert reverts[-1] == "a" and sorted(reverts) == ["a", "ask", "other"]
+    assert decision.execution is not None
+    assert decision.execution.state is ExecutionState.REVERTED
+    assert core.on_delegation_done("ask", 1, 5, result="late") == [], "no longer waited for"
+
+
+def test_a_cancelled_execution_reloaded_before_its_revert_reverts_the_ended_delegation(
+        ) -> None:
+    flow = compile_flow(linear(t("a"), unordered(t("ask"), t("other"))), {})
+    core, saved = _delegated_and_cancelled(flow)
+    run = drive(flow, lambda inv: None, atoms=saved, failure=core.failure, now=10)
+    assert run.final is not None and run.final.state is ExecutionState.REVERTED
+    assert sorted(run.trace) == ["revert:a#1", "revert:ask#1", "revert:other#1"]
+    assert run.trace[-1] == "revert:a#1"
+
+
+def test_an_attempt_that_delegates_after_a_cancel_is_ended_at_once() -> None:
+    flow = compile_flow(linear(t("ask")), {})
+    core = Core(flow, {})
+    [_start] = core.decide(0).starts
+    core.cancel(1)  # the attempt is still running: waited for
+    assert core.busy == 1 and not core.decide(1).finished
+    [ended] = core.on_delegated("ask", 1, 2)
+    assert ended.state is AtomState.REVERTING
+    [revert] = core.decide(2).starts
+    assert (revert.name, revert.action, revert.result) == ("ask", "revert", None)
+
+
+def test_cancel_of_a_failing_execution_stops_waiting_and_keeps_the_original_failure() -> None:
+    flow = compile_flow(unordered(t("ask"), t("bad")), {})
+    core = Core(flow, {})
+    assert len(core.decide(0).starts) == 2
+    core.on_delegated("ask", 1, 1)
+    core.on_failure("bad", 1, _failure(), 1)
+    assert core.decide(1).only_delegated, "a failing flow waits for its delegated work"
+    core.cancel(2)
+    decision = core.decide(2)
+    assert [(s.name, s.action) for s in decision.starts] == [("ask", "revert")]
+    core.on_reverted("ask", 3)
+    decision = core.decide(3)
+    assert decision.finished and decision.execution is not None
+    assert decision.execution.failure is not None
+    assert decision.execution.failure.type == "ConnectionError"
+
+
 def test_a_finished_execution_reloads_as_finished() -> None:
     flow = compile_flow(linear(t("a", provides="x")), {})
     saved = {"a": AtomRecord("a", state=AtomState.SUCCESS, attempt=1, result=5)}
