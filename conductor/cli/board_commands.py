@@ -10,6 +10,7 @@ from typing import Any
 from conductor.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_TIMEOUT,
     EXIT_USAGE,
     CommandError,
     add_board_options,
@@ -38,7 +39,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     wait = commands.add_parser(
         "wait", help="wait for a job's outcome (exit 0 success, 1 failed/reverted/trashed, "
-        "2 timeout)")
+        "2 timeout: with --json the error's kind is \"timeout\", a usage error's \"usage\")")
     wait.add_argument("job")
     wait.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds")
     wait.set_defaults(handler=cmd_wait)
@@ -157,7 +158,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
         try:
             outcome = ctx.board.wait(args.job, args.timeout)
         except WaitTimeout as exc:
-            raise CommandError(str(exc), EXIT_USAGE) from None
+            raise CommandError(str(exc), EXIT_TIMEOUT, kind="timeout") from None
         summary = outcome_summary(outcome)
         if ctx.json:
             emit_json(summary)

@@ -4,12 +4,13 @@ and turning errors into one line on stderr and a documented exit status."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from conductor.config import ConfigError, Settings, load_settings, mask_url, prepare_db_url
 from jobboard.board import JobBoard
@@ -26,16 +27,60 @@ from persistence.errors import PersistenceError, SchemaOutdated, StoreUnavailabl
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the operation failed, or the job it waited for failed
-EXIT_USAGE = 2  # bad arguments; also `wait` timing out
+EXIT_USAGE = 2  # bad arguments or settings (argparse's own status)
+EXIT_TIMEOUT = 2  # `wait` timed out (the issue's number; a JSON error's "kind" tells it apart)
 EXIT_UNAVAILABLE = 3  # ZooKeeper or the database could not be reached
+EXIT_INTERRUPTED = 130
+
+KINDS = {EXIT_FAILED: "failed", EXIT_USAGE: "usage", EXIT_UNAVAILABLE: "unavailable",
+         EXIT_INTERRUPTED: "interrupted"}
+"""The "kind" of a JSON error for each exit status, unless the error names its own ("timeout")."""
 
 
 class CommandError(Exception):
-    """A command failed in a way the user should read; `status` is the exit status."""
+    """A command failed in a way the user should read; `status` is the exit status, `kind` the
+    JSON error's kind (default: the status's, see KINDS)."""
 
-    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
+    def __init__(self, message: str, status: int = EXIT_FAILED, kind: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.kind = kind
+
+
+class UsageError(Exception):
+    """The command line does not parse (raised by CommandParser instead of exiting)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser (and, through add_subparsers, every subcommand's parser) that raises
+    UsageError instead of printing and exiting, so that `main` can print it as JSON."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self, message)
+
+
+_JSON_SPELLINGS = frozenset({"--json", "--jso", "--js"})  # argparse accepts unique prefixes
+
+
+def json_requested(argv: Sequence[str]) -> bool:
+    """Whether --json is on the command line (before any `--`), wherever it is."""
+    return any(arg in _JSON_SPELLINGS for arg in itertools.takewhile(lambda a: a != "--", argv))
+
+
+def report_usage_error(error: UsageError, as_json: bool) -> int:
+    """A usage error on stderr: argparse's usage and message, or with --json the one JSON error
+    object every command prints; returns EXIT_USAGE."""
+    if as_json:
+        write_json_error(f"{error.parser.prog}: {error.message}", EXIT_USAGE, "usage")
+    else:
+        error.parser.print_usage(sys.stderr)
+        sys.stderr.write(f"{error.parser.prog}: error: {error.message}\n")
+    return EXIT_USAGE
 
 
 def add_board_options(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +108,13 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         return
     parser.add_argument("--config", metavar="FILE", help="YAML config file (or CONDUCTOR_CONFIG)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def set_json_help(parser: argparse.ArgumentParser, text: str) -> None:
+    """Say what --json means for a command that does not print one JSON document."""
+    for action in parser._actions:
+        if "--json" in action.option_strings:
+            action.help = text
 
 
 FLAG_SETTINGS = ("zk", "root", "db", "session_timeout", "flows", "name", "max_jobs", "grace",
@@ -157,7 +209,7 @@ def run_command(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
     try:
         return handler(args)
     except CommandError as exc:
-        return report(args, str(exc), exc.status)
+        return report(args, str(exc), exc.status, exc.kind)
     except ConfigError as exc:
         return report(args, f"configuration: {exc}", EXIT_USAGE)
     except (BoardUnavailable, StoreUnavailable) as exc:
@@ -171,29 +223,44 @@ def run_command(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
     except (BoardError, PersistenceError) as exc:
         return report(args, str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
-        return report(args, "interrupted", 130)
+        return report(args, "interrupted", EXIT_INTERRUPTED)
 
 
-def report(args: argparse.Namespace, message: str, status: int) -> int:
+def report(args: argparse.Namespace, message: str, status: int, kind: str | None = None) -> int:
     """Print an error on stderr (as JSON with --json) and return the exit status."""
     if getattr(args, "json", False):
-        sys.stderr.write(json.dumps({"error": message, "status": status}) + "\n")
+        write_json_error(message, status, kind)
     else:
         sys.stderr.write(f"conductor: error: {message}\n")
     return status
 
 
+def write_json_error(message: str, status: int, kind: str | None = None) -> None:
+    """The one JSON error shape: {"error": message, "status": exit status, "kind": usage |
+    timeout | failed | unavailable | interrupted}, one line on stderr."""
+    document = {"error": message, "status": status, "kind": kind or KINDS.get(status, "failed")}
+    sys.stderr.write(json.dumps(document) + "\n")
+
+
 __all__ = [
     "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_TIMEOUT",
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
     "CommandError",
+    "CommandParser",
     "Context",
+    "UsageError",
     "add_board_options",
     "add_db_options",
     "command_context",
+    "json_requested",
     "mask_url",
     "parse_json_argument",
+    "report_usage_error",
     "run_command",
+    "set_json_help",
+    "write_json_error",
 ]

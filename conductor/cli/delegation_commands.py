@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
@@ -20,12 +21,14 @@ from conductor.cli.common import (
     add_board_options,
     add_db_options,
     command_context,
+    mask_url,
     open_board,
     open_execution_store,
     parse_json_argument,
+    set_json_help,
     settings_from,
 )
-from conductor.cli.output import emit_json
+from conductor.cli.output import Announcer, emit_json
 from conductor.config import Settings
 from conductor.delegation.callbacks import Callbacks
 from conductor.delegation.errors import InvalidCompletion
@@ -57,6 +60,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO (default), WARNING")
     add_board_options(serve)
     add_db_options(serve)
+    set_json_help(serve, "print a JSON line on stdout when listening (http: the address, the "
+                  "real port for :0; pid, zk, root, db) and one when stopped (signal, status); "
+                  "logs stay text on stderr")
     serve.set_defaults(handler=cmd_serve)
 
 
@@ -124,10 +130,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     board = None
     try:
         board = open_board(settings)
-        with start_server(settings, Callbacks(store, board)):
+        with start_server(settings, Callbacks(store, board)) as server:
+            announcer = Announcer() if args.json else None
+            if announcer is not None:
+                announcer.announce_ready(http=server.url, pid=os.getpid(), zk=settings.zk,
+                                         root=settings.root, db=mask_url(settings.db))
             received = signal.sigwait(_STOP_SIGNALS)
             logging.getLogger("conductor.http").info(
                 "%s: stopping", signal.Signals(received).name)
+        if announcer is not None:
+            announcer.announce_stopped(pid=os.getpid(), signal=signal.Signals(received).name,
+                                       status=EXIT_OK)
     finally:
         if board is not None:
             board.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -63,3 +64,33 @@ def timestamp(value: float | None) -> str | None:
     if value is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
+
+
+def emit_event(event: str, **fields: Any) -> None:
+    """One JSON line on stdout, flushed at once (a supervisor reads it while we run)."""
+    sys.stdout.write(json.dumps({"event": event, **fields}, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+class Announcer:
+    """The --json lines of a long-running command (`run`, `serve`): "ready" at most once and
+    never after "stopped"; "stopped" at most once. Safe from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.ready = False
+        self.stopped = False
+
+    def announce_ready(self, **fields: Any) -> bool:
+        with self._lock:
+            if self.ready or self.stopped:
+                return False
+            self.ready = True
+            emit_event("ready", **fields)
+            return True
+
+    def announce_stopped(self, **fields: Any) -> None:
+        with self._lock:
+            if not self.stopped:
+                self.stopped = True
+                emit_event("stopped", **fields)

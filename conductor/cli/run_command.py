@@ -3,11 +3,16 @@
 Signals: the first SIGTERM or SIGINT stops claiming and gives the tasks in flight `grace`
 seconds, then releases every held job (another conductor resumes it at once, no session expiry
 needed) and exits 0. A second one stops waiting for the tasks in flight.
+
+--json: one JSON line on stdout once the conductor's presence is registered (it claims from
+then on), {"event": "ready", ...}, and one when it has stopped, {"event": "stopped", "status":
+N, ...}. Logs stay text on stderr; an error before serving is the usual JSON error on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -22,11 +27,14 @@ from conductor.cli.common import (
     CommandError,
     add_board_options,
     add_db_options,
+    mask_url,
     open_board,
     open_execution_store,
+    set_json_help,
     settings_from,
 )
 from conductor.cli.delegation_commands import add_http_options, public_url, start_server
+from conductor.cli.output import Announcer
 from conductor.config import Settings
 from conductor.daemon import Conductor
 from conductor.daemon.services import Policy
@@ -35,6 +43,7 @@ from conductor.delegation.webhook import CallbackServer
 from conductor.engine.dispatch import Dispatcher, LocalDispatcher, ProcessDispatcher
 from conductor.ledger import LedgerDispatcher
 from conductor.registry import Registry, RegistryError
+from jobboard.board import JobBoard
 
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 _DONE_SIGNAL = signal.SIGUSR1  # the serving thread tells the main thread it has finished
@@ -73,7 +82,30 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                         "back (default 30)")
     add_board_options(run)
     add_db_options(run)
+    set_json_help(run, "print a JSON line on stdout when ready (presence registered: name, "
+                  "pid, zk, root, db, http, flows) and one when stopped (status, jobs "
+                  "finished); logs stay text on stderr")
     run.set_defaults(handler=cmd_run)
+
+
+def announce_when_registered(announcer: Announcer, board: JobBoard, member: str,
+                             **fields: object) -> None:
+    """Announce "ready" once this process's presence node exists (watched, not polled)."""
+    pid = os.getpid()
+
+    def changed(data: bytes | None, _stat: object) -> bool:
+        if announcer.ready or announcer.stopped:
+            return False  # stop watching
+        try:
+            document = json.loads(data) if data else None
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and document.get("pid") == pid:
+            announcer.announce_ready(**fields)
+            return False
+        return True
+
+    board.client.DataWatch(board.paths.member("conductors", member), changed)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -120,7 +152,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                   **({"callbacks": callback_url} if callback_url else {})},
             callback_url=callback_url,
         )
-        return _serve_until_signalled(conductor, log)
+        if not args.json:
+            return _serve_until_signalled(conductor, log)
+        announcer = Announcer()
+        announce_when_registered(
+            announcer, board, settings.name, name=settings.name, pid=os.getpid(), zk=settings.zk,
+            root=settings.root, db=mask_url(settings.db),
+            http=server.url if server is not None else None, callbacks=callback_url,
+            max_jobs=settings.max_jobs, flows=sorted({entry.name for entry in registry.flows()}))
+        status = _serve_until_signalled(conductor, log)
+        announcer.announce_stopped(
+            name=settings.name, pid=os.getpid(), status=status,
+            finished={end.value: count for end, count in conductor.finished.items()})
+        return status
     finally:
         if server is not None:
             server.stop()
