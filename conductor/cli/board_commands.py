@@ -201,10 +201,12 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         job = ctx.board.get(args.job)
         if job.state in (JobState.COMPLETED, JobState.TRASHED):
             raise CommandError(f"job {args.job} is already {job.state.value.lower()}")
-        if job.state is JobState.PARKED:
-            ctx.board.wake(args.job, request)  # a conductor claims it and reverts
-        else:
-            ctx.board.update(args.job, request)
+        # The request goes into the document wherever the job is now (one version-checked
+        # write); a parked job is then woken so that a conductor claims it and reverts. If it
+        # was parked or woken between the read and the write, the write still lands: a wake
+        # carries the document over, and a holder that parks adopts the changed document.
+        if ctx.board.update(args.job, request).state is JobState.PARKED:
+            ctx.board.wake(args.job)  # False: someone else woke it, with the request in it
         if ctx.json:
             emit_json({"job": args.job, "cancel": request["cancel"], "state": job.state.value})
         else:

@@ -16,6 +16,7 @@ import pytest
 
 from conductor.cli.main import main
 from jobboard.board import JobBoard
+from jobboard.model import JobState
 from jobboard.zkserver import ZooKeeperServers, free_port
 from persistence import (
     AtomRecord,
@@ -263,6 +264,14 @@ def test_help_says_what_json_means_for_run_and_serve(
 
 
 # -- --json of every command -------------------------------------------------------------------
+
+def test_cancel_wakes_a_parked_job_with_the_request_in_it(cli: Any, board: JobBoard) -> None:
+    job = board.post("x", "f", {}).id
+    board.park(board.claim(job, "someone"))
+    assert "cancel requested (parked)" in cli("cancel", job)
+    woken = board.get(job)
+    assert woken.state is JobState.UNCLAIMED and woken.document["cancel"]["by"]  # type: ignore[index]
+
 
 def test_trash_restore_and_cancel_with_json(cli: Any, board: JobBoard) -> None:
     job = board.post("x", "f", {}, priority=4).id
