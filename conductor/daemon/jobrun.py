@@ -144,7 +144,9 @@ class JobRun:
         except InvalidInputs as exc:
             raise _Finished(self._trash(f"invalid inputs for flow {flow_name!r}: {exc}")) from None
         except ImportError as exc:  # a rolling deploy: this conductor's code is incomplete
-            raise _Finished(self._decline(f"flow {flow_name!r} failed to import: {exc}")) from None
+            # Transient: neither a decline (the flow is ours) nor a crash; never dead-lettered.
+            self.log.warning("flow %r failed to import (%s); giving the job back", flow_name, exc)
+            raise _Finished(self._release(backoff=True)) from None
         except RegistryError as exc:
             raise _Finished(self._trash(f"flow {flow_name!r} cannot be built: {exc}")) from None
         except Exception as exc:  # a bug in the flow's factory: dead-letter, fix, restore

@@ -212,19 +212,38 @@ def test_cancel_stops_a_running_job_at_the_next_task_boundary_and_reverts_it(
         assert execution.atoms["step-1"].state is AtomState.REVERTED
 
 
-def test_an_import_error_while_building_a_flow_gives_the_job_back_not_the_trash(
+def test_an_import_error_while_building_a_flow_gives_the_job_back_never_the_trash(
         cluster: Cluster) -> None:
+    """A rolling deploy: the flow's code is not all there yet. The job is released with backoff,
+    more often than --max-declines allows declines, and runs once the code is deployed."""
+    deployed = cluster.dir / "deployed"
     flows = cluster.dir / "half_deployed.py"
     flows.write_text(
+        "import os\n"
+        "from conductor.flow import linear, task\n"
         "from conductor.registry import registered_flow\n"
         "@registered_flow('half.deployed')\n"
         "def build(inputs):\n"
-        "    import not_deployed_yet  # a rolling deploy: this node lacks the new code\n")
-    conductor = cluster.conductor("a", flows=("conductor.demo", str(flows)),
-                                  extra_args=("--release-backoff", "30"))
+        f"    if not os.path.exists({str(deployed)!r}):\n"
+        "        import not_deployed_yet  # this node lacks the new code for now\n"
+        "    return linear(task(lambda: 42, name='answer', provides='answer'))\n")
+    conductor = cluster.conductor("a", flows=("conductor.demo", str(flows)), extra_args=(
+        "--max-declines", "2", "--max-crashes", "2", "--release-backoff", "0.05"))
     job = cluster.board.post("half", "half.deployed", {}).id
-    wait_until(lambda: (cluster.board.get(job).document or {}).get("declines") == 1, DEADLINE,
-               "the conductor to give the job back")
-    after = cluster.board.get(job)
-    assert after.state is JobState.UNCLAIMED, "released for a conductor with the new code"
-    assert "failed to import" in conductor.log_tail(100)
+
+    def released_times() -> int:
+        found = cluster.board.get(job)
+        assert found.state in (JobState.UNCLAIMED, JobState.CLAIMED), found
+        return int((found.document or {}).get("attempts", 0)) - (
+            1 if found.state is JobState.CLAIMED else 0)
+
+    wait_until(lambda: released_times() > 4, DEADLINE,
+               "the job to be released more times than max_declines and max_crashes allow")
+    document = cluster.board.get(job).document or {}
+    assert "declines" not in document, "an import error is not a decline"
+    assert conductor.log_tail(200).count("failed to import") >= 4
+    deployed.touch()
+    outcome = cluster.board.wait(job, DEADLINE)
+    assert outcome.state is JobState.COMPLETED, outcome
+    assert outcome.outcome is not None and outcome.outcome["state"] == "SUCCESS", outcome
+    assert not cluster.board.trashed()
