@@ -7,6 +7,14 @@ completed on the board (so a crash in between only makes the next owner complete
 saved state, without running anything again). Whatever happens, the claim ends in exactly one
 of: complete, release (with backoff), park, trash, or abandoned because it was already lost.
 
+Failure policy: a job whose flow this conductor lacks is declined (released with backoff; dead-
+lettered after `max_declines`); a flow that fails to import (a rolling deploy) or a database or
+ZooKeeper outage releases the job with backoff and is neither a decline nor a crash; a job whose
+last `max_crashes` owners died holding it, with no task succeeding in between, is dead-lettered.
+An owner that lost its claim but lives on records that on the job (`crashes.settle`), and the
+owner that would dead-letter a job first checks that its earlier owners are really gone
+(`crashes.alive`): see conductor/daemon/crashes.py.
+
 Delegations: a "changed" notification carrying a new completion marker makes the runner read
 its delegation rows at once; after parking, the rows are read once more and the job is woken
 if a delegation was completed after the runner last looked (a completion racing the park).
@@ -20,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from conductor.daemon import crashes
 from conductor.daemon.services import Services
 from conductor.delegation.callbacks import COMPLETION_FIELD
 from conductor.delegation.keeper import DEADLINE_FIELD
@@ -34,6 +43,8 @@ from persistence.errors import Fenced, PersistenceError, StoreUnavailable
 from persistence.records import AtomState, ExecutionRecord
 
 OUTCOME_TRACEBACK_CHARS = 4000
+SETTLE_FOR = 60.0
+"""Seconds an owner that lost its claim keeps trying to record that it did not crash."""
 
 
 class JobEnd(str, enum.Enum):
@@ -76,9 +87,16 @@ class JobRun:
         self.log = JobLog(services.log.getChild("job"), {"job": claim.job_id})
         self._runner: Runner | None = None
         self._completion_marker = claim.document.get(COMPLETION_FIELD)
+        self._crashed = False  # ended as a crash on purpose (an unexpected error here)
 
     # -- the steps ----------------------------------------------------------------------
     def run(self) -> JobEnd:
+        end = self._run()
+        if end is JobEnd.ABANDONED and not self._crashed:
+            self._settle_lost_claim()
+        return end
+
+    def _run(self) -> JobEnd:
         services = self.services
         services.liveness.add(self.control)
         self.claim.add_listener(self._on_claim_event)
@@ -103,6 +121,7 @@ class JobRun:
             return self._decline(str(exc))
         except Exception:
             self.log.exception("unexpected error; giving the job back (counted as a crash)")
+            self._crashed = True
             return self._release(crashed=True)
         finally:
             services.liveness.remove(self.control)
@@ -157,24 +176,56 @@ class JobRun:
     def _check_crashes(self, execution: ExecutionRecord) -> None:
         """Dead-letter a poison pill: a job whose last owners all died holding it, with no
         task succeeding in between. Progress since the last claim resets the count."""
-        crashes = self._crashes()
-        if crashes < 1:
+        count = self._crashes()
+        if count < 1:
             return
         done = sum(1 for atom in execution.atoms.values() if atom.state is AtomState.SUCCESS)
         if done > int(self.document.get("progress", 0)):
-            self._update_document({"settled_attempts": self._attempts() - 1, "progress": done})
+            self._update_document({crashes.SETTLED: self._attempts() - 1, "progress": done})
             return
-        if crashes >= self.services.policy.max_crashes:
+        limit = self.services.policy.max_crashes
+        if count >= limit:
+            count = self._confirmed_crashes(execution, count)
+        if count >= limit:
             raise _Finished(self._trash(
-                f"{crashes} owners in a row died holding this job without any task succeeding "
-                f"(max_crashes={self.services.policy.max_crashes}); last owners ran it on "
-                f"execution {execution.id}"))
+                f"{count} owners in a row died holding this job without any task succeeding "
+                f"(max_crashes={limit}); last owners ran it on execution {execution.id}"))
 
     def _crashes(self) -> int:
         """Owners before this one that died holding the job since it last ended a claim
-        cleanly (or made progress). The board counts claims in `attempts`; the conductor
-        records in `settled_attempts` the count at its last clean end."""
-        return self._attempts() - 1 - int(self.document.get("settled_attempts", 0))
+        cleanly, made progress, or lost its claim and lived on. The board counts claims in
+        `attempts`; conductors record in `settled_attempts` the last such attempt."""
+        return self._attempts() - 1 - crashes.settled(self.document)
+
+    def _confirmed_crashes(self, execution: ExecutionRecord, counted: int) -> int:
+        """Before dead-lettering: the count once late news is in. An owner that lost its claim
+        records that after the fact (it may not have yet: read the job again), and an owner
+        alive right now did not die holding the job. The count runs from the newest claim back
+        to the first owner proven alive; that one is recorded as settled."""
+        board = self.services.board
+        try:
+            fresh = board.get(self.job_id).document or {}
+            members = board.members("conductors")
+        except BoardError as exc:
+            self.log.warning("could not check the job's earlier owners, giving it back: %s", exc)
+            raise _Finished(self._release(backoff=True)) from None
+        if fresh.get("attempts") == self._attempts() and crashes.settled(fresh) > \
+                crashes.settled(self.document):
+            self.document = {**self.document, crashes.SETTLED: crashes.settled(fresh)}
+            counted = self._crashes()
+            if counted < max(1, self.services.policy.max_crashes):
+                return counted
+        earlier = [o for o in self.services.store.owners(execution.id)
+                   if o.epoch < self.claim.epoch][-counted:]
+        for newer, owner in enumerate(reversed(earlier)):
+            if crashes.alive(owner, members):
+                self.log.info("earlier owner %s is alive: it lost its claim, it did not crash",
+                              owner.owner)
+                attempt = self._attempts() - 1 - newer
+                crashes.settle(board, self.job_id, attempt, until=time.monotonic() + 10.0)
+                self.document = {**self.document, crashes.SETTLED: attempt}
+                return newer
+        return counted
 
     # -- ending -------------------------------------------------------------------------
     def _conclude(self, result: RunResult) -> JobEnd:
@@ -213,7 +264,7 @@ class JobRun:
         return JobEnd.ABANDONED
 
     def _release(self, *, backoff: bool = False, crashed: bool = False) -> JobEnd:
-        updates = None if crashed else {"settled_attempts": self._attempts()}
+        updates = None if crashed else {crashes.SETTLED: self._attempts()}
         if backoff:
             delay = self.services.backoff.hold(self.job_id)
             self.log.info("leaving the job alone here for %.1f s", delay)
@@ -228,14 +279,14 @@ class JobRun:
             return self._trash(f"declined {declines} times (max_declines={limit}); last: {why}")
         delay = self.services.backoff.hold(self.job_id)
         self.log.warning("declining the job (%s); not retrying it here for %.1f s", why, delay)
-        updates = {"declines": declines, "settled_attempts": self._attempts()}
+        updates = {"declines": declines, crashes.SETTLED: self._attempts()}
         if self._board_op(lambda: self.services.board.release(self.claim, updates)):
             return JobEnd.DECLINED
         return JobEnd.ABANDONED
 
     def _park(self, result: RunResult) -> JobEnd:
         until = result.park_until
-        updates = {"settled_attempts": self._attempts()}
+        updates = {crashes.SETTLED: self._attempts()}
         if not self._board_op(lambda: self.services.board.park(self.claim, until, updates)):
             return JobEnd.ABANDONED
         self.log.info("parked until its delegated tasks complete%s",
@@ -267,6 +318,16 @@ class JobRun:
 
     def _attempts(self) -> int:
         return int(self.document.get("attempts", 1))
+
+    def _settle_lost_claim(self) -> None:
+        """The claim ended without this conductor ending it (its session expired, or a newer
+        owner fenced it off), and this process lives on: record on the job that this attempt
+        was not a crash, so that its next owners do not count it toward `max_crashes`."""
+        attempt = self._attempts()
+        if crashes.settle(self.services.board, self.job_id, attempt,
+                          until=time.monotonic() + SETTLE_FOR,
+                          stopping=lambda: self.control.stop_requested):
+            self.log.info("recorded that claim %d of the job ended without a crash", attempt)
 
     def _update_document(self, updates: dict[str, Any]) -> None:
         try:

@@ -3,15 +3,18 @@ dead-lettered, and no task starts while the conductor cannot prove it still owns
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kazoo.client import KazooClient
 
 from conductor.ledger import read_ledger
-from conductor.testing import ConductorProcess, wait_until
+from conductor.testing import ConditionTimeout, ConductorProcess, wait_until
 from jobboard.board import JobBoard
 from jobboard.model import JobState
 from jobboard.zkserver import ZooKeeperServers
@@ -19,6 +22,67 @@ from persistence import AtomState, open_store
 from tests.conductor.conftest import Cluster
 
 DEADLINE = 60.0
+
+SESSION_SPY = """\
+\"\"\"Loaded as a flows file: writes this process's ZooKeeper session (id, password) to the
+file named by $SESSION_SPY whenever it connects, so that a test can expire the session from
+outside, as an outage or a partition longer than the session timeout would.\"\"\"
+import json, os
+from kazoo.client import KazooClient, KazooState
+
+_init = KazooClient.__init__
+
+
+def _publish(client):
+    session_id, password = client.client_id
+    path = os.environ["SESSION_SPY"]
+    with open(path + ".tmp", "w") as out:
+        json.dump({"session": session_id, "password": password.hex()}, out)
+    os.replace(path + ".tmp", path)
+
+
+def _spying_init(self, *args, **kwargs):
+    _init(self, *args, **kwargs)
+    self.add_listener(lambda state: _publish(self) if state == KazooState.CONNECTED else None)
+
+
+KazooClient.__init__ = _spying_init
+"""
+
+
+def _spied_conductor(cluster: Cluster, name: str, **options: object) -> ConductorProcess:
+    """A conductor (demo flows) whose session `_expire` can end."""
+    spy = cluster.dir / "session_spy.py"
+    if not spy.exists():
+        spy.write_text(SESSION_SPY)
+    return cluster.conductor(name, flows=("conductor.demo", str(spy)),
+                             env={"SESSION_SPY": str(cluster.dir / f"{name}.session")},
+                             **options)  # type: ignore[arg-type]
+
+
+def _expire(cluster: Cluster, process: ConductorProcess) -> int:
+    """Expire the conductor's ZooKeeper session while it runs on: another client takes the
+    session over and closes it. Retried until the server has ended it (the conductor's presence
+    node is gone or of a new session). Returns the expired session id."""
+    published = json.loads((cluster.dir / f"{process.name}.session").read_text())
+    session, password = published["session"], bytes.fromhex(published["password"])
+    member = f"{cluster.root}/conductors/{process.name}"
+
+    def ended() -> bool:
+        stat = cluster.board.client.exists(member)
+        return stat is None or stat.ephemeralOwner != session
+
+    for _ in range(5):
+        thief = KazooClient(hosts=cluster.zk, client_id=(session, password))
+        thief.start(timeout=30)
+        thief.stop()
+        thief.close()
+        try:
+            wait_until(ended, 5.0, f"the session of {process.name} to end")
+            return int(session)
+        except ConditionTimeout:
+            continue  # the conductor reattached its session before the thief closed it
+    raise AssertionError(f"could not expire the session of {process.name}")
 
 
 def _sqlite_path(url: str) -> str:
@@ -85,3 +149,34 @@ def test_while_zookeeper_is_down_no_task_starts_and_the_job_finishes_after_it_re
     finally:
         conductor.stop()
         board.close()
+
+
+@pytest.mark.slow
+def test_owners_whose_sessions_expire_are_no_crashes_and_the_job_is_never_dead_lettered(
+        cluster: Cluster) -> None:
+    """Owners that lose the job to session expiries (outages, partitions) but live on, more
+    than --max-crashes times in a row with no task succeeding: the job is not a poison pill."""
+    options = {"max_jobs": 1, "extra_args": ("--max-crashes", "2")}
+    conductors = {p.pid: p for p in (_spied_conductor(cluster, "a", **options),
+                                      _spied_conductor(cluster, "b", **options))}
+    job = cluster.post_steps(1, 5.0)  # one long task: it never succeeds while owners lose it
+    expiries = 4  # max_crashes + 2
+
+    def started(n: int) -> list[dict[str, Any]]:
+        found = cluster.board.get(job)
+        assert found.state is not JobState.TRASHED, f"dead-lettered: {found.reason}"
+        entries = cluster.entries(job)
+        return entries if len(entries) >= n else []
+
+    for n in range(1, expiries + 1):
+        starts = wait_until(lambda n=n: started(n), DEADLINE, f"owner {n} to start the task")
+        owner = conductors[max(starts, key=lambda e: e["t"])["pid"]]
+        _expire(cluster, owner)
+    outcome = cluster.board.wait(job, DEADLINE)
+    assert outcome.state is JobState.COMPLETED, outcome
+    assert outcome.outcome is not None and outcome.outcome["state"] == "SUCCESS", outcome
+    assert len(cluster.entries(job)) == expiries + 1
+    assert all(p.alive for p in conductors.values())
+    with open_store(cluster.db) as store:
+        execution = store.find_by_job(job)
+        assert execution is not None and execution.atoms["step-1"].state is AtomState.SUCCESS

@@ -1,0 +1,95 @@
+"""Which earlier owners of a job died holding it, and which only lost their claim.
+
+The board counts every claim of a job in `attempts`. A conductor records in the job's
+`settled_attempts` the highest attempt known to have ended without its owner dying: a clean end
+(complete, release, park, decline) writes it with the claim, and an owner that *lost* its claim
+while it lived on (its ZooKeeper session expired in an outage or a partition, or it was fenced off
+by a newer owner) writes it afterwards with `settle`. The owners between `settled_attempts` and
+the current claim are the ones that died holding the job: the poison-pill count.
+
+A lost owner's settlement may arrive after the next owner has counted, so before dead-lettering
+a job the next owner also asks whether the earlier owners are alive right now (`alive`): the
+same process (name, host and pid, and a start before its take-over) registered under
+`<root>/conductors` did not crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kazoo.exceptions import BadVersionError, KazooException, NoNodeError
+
+from jobboard.board import JobBoard
+from jobboard.documents import DocumentError, decode_job, encode_job
+from jobboard.errors import InvalidInput
+from persistence.records import Ownership
+
+SETTLED = "settled_attempts"
+"""Job document field: attempts up to this one ended without their owner dying."""
+
+READ_TIMEOUT = 10.0
+"""Seconds one read or write of a settlement may wait for ZooKeeper before it is retried."""
+
+log = logging.getLogger(__name__)
+
+
+def settled(document: dict[str, Any]) -> int:
+    value = document.get(SETTLED, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def settle(board: JobBoard, job_id: str, attempt: int, *, until: float,
+           stopping: Callable[[], bool] = lambda: False) -> bool:
+    """Raise the job's `settled_attempts` to `attempt`, never lowering it.
+
+    A version-checked read-modify-write of the job document, so a late settlement never undoes
+    a newer owner's (higher) one; retried on conflicts, and while ZooKeeper is unreachable until
+    the monotonic time `until` or `stopping()`. True once the document says at least `attempt`;
+    False when the job has left `jobs/` (completed, parked or trashed: the count starts again
+    from the document that comes back, if any), when the job is an earlier incarnation's (a
+    restored job counts from 0 again), or when the deadline passed.
+    """
+    client, path = board.client, board.paths.job(job_id)
+    timeout_error = client.handler.timeout_exception
+    delay = 0.1
+    while True:
+        try:
+            data, stat = client.get_async(path).get(timeout=READ_TIMEOUT)
+            document = decode_job(job_id, data)
+            if settled(document) >= attempt:
+                return True
+            if document["attempts"] < attempt:
+                return False  # restored since (attempts start again): not our claim's job
+            document[SETTLED] = attempt
+            client.set_async(path, encode_job(document), version=stat.version).get(
+                timeout=READ_TIMEOUT)
+            return True
+        except BadVersionError:
+            continue  # changed meanwhile (a claim, an update): read it again
+        except (NoNodeError, DocumentError, InvalidInput):  # gone, unreadable, or full
+            return False
+        except (KazooException, timeout_error) as exc:
+            if time.monotonic() + delay > until or stopping():
+                log.warning("job %s: could not record that attempt %d ended without a crash: "
+                            "%r", job_id, attempt, exc)
+                return False
+            time.sleep(delay)  # a retry's backoff: ZooKeeper is unreachable for now
+            delay = min(delay * 2, 1.0)
+
+
+def alive(owner: Ownership, members: Iterable[dict[str, Any]]) -> bool:
+    """Whether the process that took `owner` over is registered as a conductor right now.
+
+    Presence documents carry the conductor's name, host, pid and when its board started; the
+    ownership row carries "name@host:pid" and when it took over. A process started after the
+    take-over is another incarnation (a restarted container may reuse the pid): not proof."""
+    for member in members:
+        identity = f"{member.get('id')}@{member.get('host')}:{member.get('pid')}"
+        started = member.get("started")
+        if (identity == owner.owner and isinstance(started, (int, float))
+                and started <= owner.taken_at):
+            return True
+    return False
