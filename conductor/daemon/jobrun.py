@@ -244,7 +244,11 @@ class JobRun:
         # ABANDONED
         if isinstance(result.error, StoreUnavailable):
             return self._release(backoff=True)
-        self.log.info("abandoned the job (%s)", result.reason)
+        if self.claim.lost.is_set() or result.reason == "aborted":  # aborted: only when lost
+            self.log.warning("claim lost (%s): abandoned the job at once",
+                             self.claim.lost_reason or "the ZooKeeper session was lost")
+        else:
+            self.log.info("abandoned the job (%s)", result.reason)
         return JobEnd.ABANDONED
 
     def _outcome_of(self, execution: ExecutionRecord) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from jobboard.board import JobBoard
 from jobboard.model import JobState
 from jobboard.zkserver import ZooKeeperServers
 from persistence import AtomState, open_store
-from tests.conductor.conftest import Cluster
+from tests.conductor.conftest import Cluster, pids_of
 
 DEADLINE = 60.0
 
@@ -83,6 +84,16 @@ def _expire(cluster: Cluster, process: ConductorProcess) -> int:
         except ConditionTimeout:
             continue  # the conductor reattached its session before the thief closed it
     raise AssertionError(f"could not expire the session of {process.name}")
+
+
+def _logged_at(line: str) -> float:
+    """The time of a conductor log line ("2024-01-02 03:04:05,678 LEVEL [name] ...")."""
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def _log_lines(process: ConductorProcess, text: str) -> list[str]:
+    return [line for line in process.log_path.read_text(errors="replace").splitlines()
+            if text in line]
 
 
 def _sqlite_path(url: str) -> str:
@@ -149,6 +160,50 @@ def test_while_zookeeper_is_down_no_task_starts_and_the_job_finishes_after_it_re
     finally:
         conductor.stop()
         board.close()
+
+
+@pytest.mark.slow
+def test_on_lost_a_conductor_abandons_its_run_at_once_and_starts_no_task(
+        cluster: Cluster) -> None:
+    first = _spied_conductor(cluster, "first", max_jobs=1)
+    job = cluster.post_steps(3, 2.0)
+    wait_until(lambda: cluster.entries(job), DEADLINE, "the first conductor to start the job")
+    # Waiting for the first conductor's only slot once it has lost the job: a better job, so
+    # that it does not claim this one again (another conductor must resume it).
+    blocker = cluster.post_steps(1, 60.0, name="blocker", priority=10)
+    in_flight = wait_until(
+        lambda: next((e for e in cluster.entries(job) if e["task"] == "step-2"), None),
+        DEADLINE, "step-2 to start (step-1's success saved)")
+    _expire(cluster, first)  # no other conductor yet: nothing fences the first one off
+
+    def abandoned_and_nothing_started() -> list[str]:
+        late = [e for e in cluster.entries(job) if e["task"] not in ("step-1", "step-2")]
+        assert not late, f"the first conductor started tasks after losing its session: {late}"
+        return _log_lines(first, "claim lost")
+
+    abandoned = wait_until(abandoned_and_nothing_started, DEADLINE,
+                           "the first conductor to abandon the job")
+    lost = _log_lines(first, "ZooKeeper session lost")
+    assert lost, first.log_tail(100)
+    lost_at, abandoned_at = _logged_at(lost[0]), _logged_at(abandoned[0])
+    assert job in abandoned[0], abandoned
+    # At once: well before the task in flight (2 s) ends, not when its result comes back.
+    assert abandoned_at - lost_at < 1.0, (lost, abandoned)
+    assert abandoned_at < in_flight["t"] + 2.0, (in_flight, abandoned)
+    # The lost claim was no crash: the first conductor says so on the job.
+    wait_until(lambda: (cluster.board.get(job).document or {}).get("settled_attempts") == 1,
+               DEADLINE, "the lost attempt to be recorded as settled")
+    wait_until(lambda: cluster.entries(blocker), DEADLINE, "the first conductor to go on")
+    second = cluster.conductor("second", max_jobs=1)
+    outcome = cluster.board.wait(job, DEADLINE)
+    assert outcome.outcome is not None and outcome.outcome["state"] == "SUCCESS", outcome
+    entries = sorted(cluster.entries(job), key=lambda e: e["t"])
+    late = [e for e in entries if e["pid"] == first.pid and e["t"] >= lost_at]
+    assert not late, f"tasks started after the session was lost: {late}"
+    assert pids_of(entries) == [first.pid, second.pid], entries
+    # step-1's saved success never runs again; step-2 was in flight: it runs again.
+    assert Counter(e["task"] for e in entries) == {"step-1": 1, "step-2": 2, "step-3": 1}
+    assert [e["task"] for e in entries if e["pid"] == first.pid] == ["step-1", "step-2"]
 
 
 @pytest.mark.slow
