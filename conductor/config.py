@@ -194,6 +194,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"workers must not be negative, got {settings.workers}")
     if settings.max_jobs < 1:
         raise ConfigError(f"max_jobs must be at least 1, got {settings.max_jobs}")
+    for name in ("max_crashes", "max_declines"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {getattr(settings, name)}")
     if settings.session_timeout < 1:
         raise ConfigError(
             f"session_timeout must be at least 1 second, got {settings.session_timeout}"

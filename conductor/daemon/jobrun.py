@@ -295,12 +295,17 @@ class JobRun:
             return JobEnd.ABANDONED
         self.log.info("parked until its delegated tasks complete%s",
                       "" if until is None else f" (deadline {time.ctime(until)})")
-        if self._completed_meanwhile(result):
-            self.log.info("a delegation was completed while parking: waking the job")
+        why = None
+        if self.control.cancelled or self.claim.document.get("cancel"):
+            why = "a cancel was requested while parking"  # the park carried it; nobody else wakes
+        elif self._completed_meanwhile(result):
+            why = "a delegation was completed while parking"
+        if why is not None:
+            self.log.info("%s: waking the job", why)
             try:
                 self.services.board.wake(self.job_id)
             except BoardError as exc:
-                self.log.error("could not wake the job after a completion: %s", exc)
+                self.log.error("could not wake the job (%s): %s", why, exc)
         return JobEnd.PARKED
 
     def _completed_meanwhile(self, result: RunResult) -> bool:
@@ -340,10 +345,11 @@ class JobRun:
         except BoardError as exc:
             self.log.warning("could not record progress on the board: %s", exc)
 
-    def _board_op(self, operation: Callable[[], object]) -> bool:
+    def _board_op(self, operation: Callable[[], object], *, fallback: bool = True) -> bool:
         """Run a claim-ending board operation, retrying while ZooKeeper is unreachable for as
         long as the claim may still be ours. False when the claim turned out lost (nothing
-        changed). Any other board error is a bug: the job is released plainly instead."""
+        changed). Any other board error is a bug: the job is released plainly instead (with
+        the same retries: a job left claimed by a live session would be stuck until it ends)."""
         delay = 0.1
         while True:
             try:
@@ -359,16 +365,13 @@ class JobRun:
                 self.log.warning("board operation failed, retrying: %s", exc)
                 delay = min(delay * 2, 5.0)
             except BoardError:
+                if not fallback:
+                    self.log.exception("could not release the job; it is freed when this "
+                                       "session ends")
+                    return False
                 self.log.exception("board operation refused; releasing the job plainly")
-                return self._plain_release()
-
-    def _plain_release(self) -> bool:
-        try:
-            self.services.board.release(self.claim)
-            return True
-        except BoardError:
-            self.log.exception("could not release the job; it is freed when this session ends")
-            return False
+                return self._board_op(lambda: self.services.board.release(self.claim),
+                                      fallback=False)
 
     # -- notifications (board event thread) ---------------------------------------------
     def _on_claim_event(self, claim: Claim, kind: str) -> None:

@@ -39,6 +39,8 @@ def test_environment_lists_are_comma_separated() -> None:
     ("zk: [unclosed\n", "is not valid YAML"),
     ("- a\n- b\n", "must be a mapping"),
     ("max_jobs: 0\n", "max_jobs must be at least 1"),
+    ("max_crashes: 0\n", "max_crashes must be at least 1"),
+    ("max_declines: -1\n", "max_declines must be at least 1"),
     ("root: conductor\n", "root must be an absolute ZooKeeper path"),
     ("zk_auth: nocolon\n", "zk_auth must look like user:password"),
     ("executor: gpu\n", "executor must be threads or processes"),
