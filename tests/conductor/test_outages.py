@@ -134,7 +134,10 @@ def test_while_zookeeper_is_down_no_task_starts_and_the_job_finishes_after_it_re
                                  db=migrated_sqlite_url, session_timeout=20, log_dir=tmp_path)
     try:
         conductor.start().wait_registered(board.client)
-        job = board.post("j", "demo.steps", {"steps": 3, "seconds": 0.5,
+        # Steps of 2 s: the conductor must see the outage (a dead socket: at once, but under
+        # load maybe not within a short step) before step-1 ends. Until it does, its session
+        # lease may still prove the session alive, and starting step-2 then would be safe.
+        job = board.post("j", "demo.steps", {"steps": 3, "seconds": 2.0,
                                              "ledger": str(ledger)}).id
         wait_until(lambda: any(e["task"] == "step-1" for e in read_ledger(ledger)), DEADLINE,
                    "step-1 to start")
