@@ -137,6 +137,7 @@ class JobRun:
         keeps the flow version it started with."""
         store, registry = self.services.store, self.services.registry
         flow_name, inputs = str(self.document["flow"]), self.document["inputs"]
+        self._check_crashes_before_building()
         flow = self._resolve(flow_name, inputs, None)
         try:
             execution = store.open_execution(
@@ -191,13 +192,34 @@ class JobRun:
                 f"{count} owners in a row died holding this job without any task succeeding "
                 f"(max_crashes={limit}); last owners ran it on execution {execution.id}"))
 
+    def _check_crashes_before_building(self) -> None:
+        """The same check, at the threshold only, before the flow is built: a job whose flow
+        kills the process while being built (inputs that exhaust memory, a crashing native
+        extension) never gets an execution opened, so the check after opening never runs."""
+        limit = self.services.policy.max_crashes
+        if self._crashes() < limit:
+            return
+        try:
+            execution = self.services.store.find_by_job(self.job_id)
+        except StoreUnavailable as exc:
+            self.log.warning("database unavailable, giving the job back: %s", exc)
+            raise _Finished(self._release(backoff=True)) from None
+        if execution is not None:
+            self._check_crashes(execution)
+            return
+        count = self._confirmed_crashes(None, self._crashes())
+        if count >= limit:
+            raise _Finished(self._trash(
+                f"{count} owners in a row died holding this job before any execution of it "
+                f"was opened, i.e. while building its flow (max_crashes={limit})"))
+
     def _crashes(self) -> int:
         """Owners before this one that died holding the job since it last ended a claim
         cleanly, made progress, or lost its claim and lived on. The board counts claims in
         `attempts`; conductors record in `settled_attempts` the last such attempt."""
         return self._attempts() - 1 - crashes.settled(self.document)
 
-    def _confirmed_crashes(self, execution: ExecutionRecord, counted: int) -> int:
+    def _confirmed_crashes(self, execution: ExecutionRecord | None, counted: int) -> int:
         """Before dead-lettering: the count once late news is in. An owner that lost its claim
         records that after the fact (it may not have yet: read the job again), and an owner
         alive right now did not die holding the job. The count runs from the newest claim back
@@ -215,6 +237,8 @@ class JobRun:
             counted = self._crashes()
             if counted < max(1, self.services.policy.max_crashes):
                 return counted
+        if execution is None:  # no owner got as far as opening it: none left its identity
+            return counted
         earlier = [o for o in self.services.store.owners(execution.id)
                    if o.epoch < self.claim.epoch][-counted:]
         for newer, owner in enumerate(reversed(earlier)):

@@ -194,6 +194,39 @@ def test_a_job_that_kills_every_owner_is_dead_lettered_after_max_crashes(
         assert execution.atoms["die"].state is AtomState.RUNNING
 
 
+@pytest.mark.slow
+def test_a_job_whose_flow_kills_its_builder_is_dead_lettered_after_max_crashes(
+        cluster: Cluster) -> None:
+    """Inputs that kill the process while the flow is built (say, a graph sized by the inputs
+    that exhausts memory): no execution is ever opened, yet the poison pill is still caught."""
+    poison = cluster.dir / "poison_build.py"
+    poison.write_text(
+        "import os, signal\n"
+        "from conductor.flow import linear, task\n"
+        "from conductor.registry import registered_flow\n"
+        "@registered_flow('huge')\n"
+        "def build(inputs):\n"
+        "    if inputs['size'] > 1000:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer would do\n"
+        "    return linear(task(lambda: None, name='t'))\n")
+    flows = ("conductor.demo", str(poison))
+    job = cluster.board.post("huge", "huge", {"size": 10**9}).id
+    for i in range(2):
+        victim = cluster.conductor(f"victim{i}", flows=flows,
+                                   extra_args=("--max-crashes", "2"))
+        victim.wait(DEADLINE)  # it claims the job and dies building its flow
+    survivor = cluster.conductor("survivor", flows=flows, extra_args=("--max-crashes", "2"))
+    outcome = cluster.board.wait(job, DEADLINE)
+    assert outcome.state is JobState.TRASHED, outcome
+    assert outcome.reason is not None and "while building its flow" in outcome.reason
+    assert survivor.alive
+    with open_store(cluster.db) as store:
+        assert store.find_by_job(job) is None
+    small = cluster.board.post("small", "huge", {"size": 1}).id
+    done = cluster.board.wait(small, DEADLINE)
+    assert done.outcome is not None and done.outcome["state"] == "SUCCESS"
+
+
 def test_cancel_stops_a_running_job_at_the_next_task_boundary_and_reverts_it(
         cluster: Cluster) -> None:
     cluster.conductor("a")
