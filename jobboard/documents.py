@@ -120,6 +120,8 @@ def decode_object(data: bytes | None) -> dict[str, Any]:
         raise DocumentError(f"not UTF-8 text: {error}") from None
     except ValueError as error:
         raise DocumentError(f"not JSON: {error}") from None
+    except RecursionError:
+        raise DocumentError("JSON nested too deeply to read") from None
     if not isinstance(value, dict):
         raise DocumentError(f"JSON {type(value).__name__} where an object was expected")
     return value

@@ -29,6 +29,7 @@ def plant(client: KazooClient, board: JobBoard, data: bytes, priority: int = 9) 
         (b"\x80\x81garbage", "not UTF-8"),
         (b'{"schema": 7}', "unknown schema version 7"),
         (b'{"schema": 1, "id": "x"}', "missing field"),
+        (b'{"schema": 1, "inputs": ' + b"[" * 200_000, "nested too deeply"),
     ],
 )
 def test_garbage_is_dead_lettered_and_never_blocks_other_jobs(
