@@ -201,12 +201,12 @@ class JobRun:
             return
         try:
             execution = self.services.store.find_by_job(self.job_id)
-        except StoreUnavailable as exc:
+            if execution is not None:
+                self._check_crashes(execution)
+                return
+        except StoreUnavailable as exc:  # an outage is never a reason to dead-letter
             self.log.warning("database unavailable, giving the job back: %s", exc)
             raise _Finished(self._release(backoff=True)) from None
-        if execution is not None:
-            self._check_crashes(execution)
-            return
         count = self._confirmed_crashes(None, self._crashes())
         if count >= limit:
             raise _Finished(self._trash(
