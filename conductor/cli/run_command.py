@@ -64,7 +64,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--executor", choices=("threads", "processes"),
                      help="where task attempts run (default threads)")
     run.add_argument("--workers", type=int, metavar="N",
-                     help="task threads or processes (default: max(16, 4 x max-jobs))")
+                     help="task threads (default max(16, 4 x max-jobs)) or processes "
+                     "(default: the CPU count)")
     run.add_argument("--task-ledger", metavar="FILE",
                      help="append one JSON line per task attempt started (audit, chaos checks)")
     policy = run.add_argument_group("failure policy")
@@ -72,8 +73,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                         help="owners in a row that may die holding a job without progress "
                         "before it is dead-lettered (default 3)")
     policy.add_argument("--max-declines", type=int, metavar="K",
-                        help="releases by conductors lacking the job's flow before it is "
-                        "dead-lettered (default 20)")
+                        help="declines (by conductors lacking the job's flow, or unable to "
+                        "send its tasks to processes) after which it is dead-lettered: the "
+                        "K-th decline trashes it (default 20)")
     policy.add_argument("--release-backoff", type=float, metavar="S",
                         help="first delay before this conductor retries a job it gave back "
                         "(doubles each time; default 5)")
