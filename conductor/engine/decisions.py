@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from conductor.delegation.tokens import redact
 from conductor.flow.retry import exception_kinds
 from conductor.flow.task import Task
 from persistence.records import AtomRecord, ExecutionChange, Failure
@@ -30,15 +31,36 @@ class Invocation:
 @dataclass(frozen=True)
 class AttemptFailure:
     """A failed attempt as data: the Failure to save, the names its exception classes answer
-    to (matched by retry policies), and whether retrying could help at all."""
+    to (matched by retry policies), and whether retrying could help at all.
+
+    The Failure is redacted on construction (`redacted_failure`): whatever a task's exception
+    quotes (a delegation token, its callback URL) is saved, put on the board and logged
+    without the token."""
 
     failure: Failure
     kinds: tuple[str, ...] = ()
     retryable: bool = True
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "failure", redacted(self.failure))
+
     @classmethod
     def from_exception(cls, exc: BaseException, *, retryable: bool = True) -> AttemptFailure:
         return cls(Failure.from_exception(exc), exception_kinds(exc), retryable)
+
+
+def redacted(failure: Failure) -> Failure:
+    """`failure` with anything token-shaped scrubbed from its message and traceback
+    (`conductor.delegation.tokens.redact`); persistence saves failures as given."""
+    message, text = redact(failure.message), redact(failure.traceback)
+    if (message, text) == (failure.message, failure.traceback):
+        return failure
+    return replace(failure, message=message, traceback=text)
+
+
+def redacted_failure(exc: BaseException) -> Failure:
+    """The Failure to save for `exc`, without delegation tokens."""
+    return redacted(Failure.from_exception(exc))
 
 
 @dataclass

@@ -26,7 +26,7 @@ from conductor.delegation import attempts as delegated  # a module: no import cy
 from conductor.engine.clock import TICK, Clock, SystemClock
 from conductor.engine.control import RunControl
 from conductor.engine.core import Core
-from conductor.engine.decisions import EXECUTE, AttemptFailure, Invocation
+from conductor.engine.decisions import EXECUTE, AttemptFailure, Invocation, redacted_failure
 from conductor.engine.dispatch import Dispatcher, LocalDispatcher
 from conductor.engine.graph import CompiledFlow
 from conductor.flow.context import CancelFlag, Delegated, TaskContext
@@ -267,7 +267,7 @@ class Runner:
         try:
             problem = self._save(pending, final)
         except NotSerializable as exc:
-            failure = Failure.from_exception(exc)
+            failure = redacted_failure(exc)
             final = ExecutionChange(ExecutionState.FAILED, failure=failure)
             problem = self._save(pending, final)
         if problem:
