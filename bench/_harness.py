@@ -55,7 +55,9 @@ def _libpq(url: str) -> str:
 
 @contextmanager
 def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database (migrated), dropped afterwards."""
+    """A fresh PostgreSQL database (migrated), dropped afterwards. The URL keeps its password
+    (the conductors need it): pass it to ConductorProcess, which hands it over in the
+    environment, and print it only through mask_url."""
     name = f"zkc_bench_{secrets.token_hex(5)}"
     with psycopg.connect(_libpq(POSTGRES_ADMIN), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -119,7 +121,9 @@ def read_outcomes(client: KazooClient, root: str) -> dict[str, dict[str, Any]]:
 
 
 class Fleet:
-    """Conductor processes on one board and one database; all stopped (by PID) on exit."""
+    """Conductor processes on one board and one database; all stopped (by PID) on exit. The
+    database URL (with its password: see postgres_url) reaches them in CONDUCTOR_DB, not in
+    their command lines (ConductorProcess)."""
 
     def __init__(self, zk: str, root: str, db: str, log_dir: Path) -> None:
         self.zk, self.root, self.db, self.log_dir = zk, root, db, log_dir

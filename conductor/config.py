@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,14 +94,34 @@ SECRET_SETTINGS = ("zk_auth", "http_secret")
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
+_CREDENTIALS = re.compile(r"([^:/@]*)(:[^@]*)?@")  # user[:password]@, as SQLAlchemy reads it
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+
+
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by '***'."""
+    """The URL with any password replaced by '***': the one after `user:` and the values of
+    `password=` (and libpq's `sslpassword=`) in its query string."""
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    if not sep:
         return url
-    creds, _, host = rest.rpartition("@")
-    user, has_password, _ = creds.partition(":")
-    return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
+    credentials = _CREDENTIALS.match(rest)
+    if credentials:
+        user, password = credentials.groups()
+        rest = rest[credentials.end():]
+        scheme += f"://{user}{':***' if password is not None else ''}@"
+    else:
+        scheme += "://"
+    place, query_sep, query = rest.partition("?")
+    return scheme + place + _QUERY_PASSWORD.sub(r"\1***", query_sep + query)
+
+
+def _shown(name: str, value: Any) -> str:
+    """A setting's value for an error message: '***' for secrets (whatever their type)."""
+    if name in SECRET_SETTINGS:
+        return "'***'"
+    if name == "db":  # may hold a password
+        return repr(mask_url(value)) if isinstance(value, str) else f"a {type(value).__name__}"
+    return repr(value)
 
 
 def load_settings(
@@ -137,7 +158,7 @@ def _from_file(path: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -150,6 +171,19 @@ def _from_file(path: str) -> dict[str, Any]:
             raise ConfigError(f"config file {path}: unknown setting {key!r} (known: {known})")
         values[name] = _coerce(name, value, f"config file {path}, setting {key!r}")
     return values
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where (line, column), without PyYAML's quote of the offending line:
+    that line may hold a secret."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return "cannot parse it"
+    parts = []
+    for text, mark in ((exc.context, exc.context_mark), (exc.problem, exc.problem_mark)):
+        if text:
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            parts.append(f"{text}{where}")
+    return "; ".join(parts) or "cannot parse it"
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -181,9 +215,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     except (TypeError, ValueError):
         wanted = {"int": "an integer", "float": "a number", "bool": "true or false",
                   "list[str]": "a list of strings (or a comma-separated string)"}[str(kind)]
-        raise ConfigError(f"{source}: {name} must be {wanted}, got {value!r}") from None
+        raise ConfigError(f"{source}: {name} must be {wanted}, got {_shown(name, value)}") from None
     if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{source}: {name} must be a string, got {value!r}")
+        raise ConfigError(f"{source}: {name} must be a string, got {_shown(name, value)}")
     return value
 
 
@@ -213,3 +247,9 @@ def _validate(settings: Settings) -> None:
         )
     if settings.zk_auth is not None and ":" not in settings.zk_auth:
         raise ConfigError("zk_auth must look like user:password")
+    if settings.http_secret is not None and not settings.http_secret.strip():
+        # The endpoint would run without authentication: refuse rather than guess.
+        raise ConfigError(
+            "http_secret is empty: give a non-empty bearer secret, or leave http_secret unset "
+            "(and CONDUCTOR_HTTP_SECRET undefined) to serve callbacks without one"
+        )

@@ -1,8 +1,10 @@
 """Real conductor processes on this machine, for the demo, the chaos suite, benchmarks and tests.
 
 A `ConductorProcess` is a `conductor run` child process with its own log file, stopped by its
-PID (SIGTERM, SIGKILL, SIGSTOP/SIGCONT). `wait_until` waits on a condition with a deadline; the
-ledger helpers read the JSON-lines files the demo flows and `--task-ledger` append to.
+PID (SIGTERM, SIGKILL, SIGSTOP/SIGCONT). Its database URL, which may hold a password, goes to
+it in the environment (CONDUCTOR_DB), never on its command line (visible to anyone in `ps`).
+`wait_until` waits on a condition with a deadline; the ledger helpers read the JSON-lines
+files the demo flows and `--task-ledger` append to.
 """
 
 from __future__ import annotations
@@ -83,13 +85,16 @@ class ConductorProcess:
         self.log_path = Path(log_dir) / f"{name}.log"
         self.args = [
             sys.executable, "-m", "conductor.cli.main", "run",
-            "--name", name, "--zk", zk, "--root", root, "--db", db,
+            "--name", name, "--zk", zk, "--root", root,
             "--max-jobs", str(max_jobs), "--session-timeout", str(session_timeout),
             "--grace", str(grace),
             *(arg for flow in flows for arg in ("--flows", flow)),
             *extra_args,
         ]
-        self.env = {**os.environ, **(env or {})}
+        # The URL may carry a password: the environment is private to the process (and its
+        # owner), the command line is not. CONDUCTOR_DB ranks below flags, so --db in
+        # extra_args would still win.
+        self.env = {**os.environ, **(env or {}), "CONDUCTOR_DB": db}
         self.env.pop("CONDUCTOR_CONFIG", None)
         self.process: subprocess.Popen[bytes] | None = None
 

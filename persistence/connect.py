@@ -10,6 +10,7 @@ server is noticed instead of waited on forever.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,9 +80,15 @@ class StoreOptions:
         return cls(**options)
 
 
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+
+
 def masked(url: str | URL) -> str:
-    """The URL as text with its password hidden, safe to log and to print in errors."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL as text with its passwords hidden (the one after `user:` and the values of
+    `password=` and `sslpassword=` in the query string), safe to log and to print in errors."""
+    text = make_url(url).render_as_string(hide_password=True)
+    place, query_sep, query = text.partition("?")
+    return place + _QUERY_PASSWORD.sub(r"\1***", query_sep + query)
 
 
 def create_store_engine(url: str | URL, options: StoreOptions | None = None) -> Engine:

@@ -9,6 +9,9 @@ around the session timeout (then SIGCONT), or SIGKILL the ZooKeeper leader (rest
 seconds later); every kind with a weight above zero comes once first, in a seeded order, then
 they are drawn by weight. Then heal (resume, restart), wait for the jobs within the bound, stop the
 conductors with SIGTERM (each must exit 0), read the evidence and check it.
+
+The database URL (--db, possibly with a password) reaches the conductors in their environment
+(CONDUCTOR_DB, see conductor.testing), never on their command lines; progress lines never show it.
 """
 
 from __future__ import annotations

@@ -99,7 +99,9 @@ def add_board_options(parser: argparse.ArgumentParser) -> None:
 def add_db_options(parser: argparse.ArgumentParser) -> None:
     """Options to reach the execution database."""
     group = parser.add_argument_group("database")
-    group.add_argument("--db", metavar="URL", help="sqlite:///path or postgresql+psycopg://...")
+    group.add_argument("--db", metavar="URL", help="sqlite:///path or postgresql+psycopg://... "
+                       "(a URL with a password shows in process listings: prefer CONDUCTOR_DB "
+                       "or the config file)")
     add_common_options(parser)
 
 

@@ -75,11 +75,28 @@ def add_http_options(parser: argparse.ArgumentParser, *, required: bool) -> None
     group.add_argument("--http-url", metavar="URL",
                        help="public base URL of the endpoint, given to third parties with "
                        "each token (default http://HOST:PORT when HOST is not a wildcard)")
-    group.add_argument("--http-secret", metavar="SECRET",
-                       help="require 'Authorization: Bearer SECRET' (prefer "
-                       "CONDUCTOR_HTTP_SECRET: flags show in process listings)")
+    group.add_argument("--http-secret", metavar="@FILE", type=secret_argument,
+                       help="require 'Authorization: Bearer SECRET', the SECRET read from the "
+                       "first line of FILE; safe alternatives: CONDUCTOR_HTTP_SECRET or "
+                       "http_secret in the config file. A literal SECRET is still accepted but "
+                       "shows in process listings (ps); it must not be empty")
     group.add_argument("--http-max-body", type=int, metavar="BYTES",
                        help="largest callback body accepted (default 1 MiB)")
+
+
+def secret_argument(text: str) -> str:
+    """--http-secret's value: @FILE is the first line of FILE (stripped), anything else the
+    secret itself (kept for compatibility: it shows in process listings). Errors name the file,
+    never the secret."""
+    if not text.startswith("@"):
+        return text
+    path = text[1:]
+    try:
+        with open(path) as source:
+            return source.readline().strip()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(
+            f"cannot read the secret from {path}: {exc.strerror}") from None
 
 
 def _read_token(text: str) -> str:
@@ -175,4 +192,5 @@ def public_url(settings: Settings, server: CallbackServer) -> str | None:
     return server.url
 
 
-__all__ = ["add_http_options", "cmd_complete", "cmd_serve", "public_url", "start_server"]
+__all__ = ["add_http_options", "cmd_complete", "cmd_serve", "public_url", "secret_argument",
+           "start_server"]

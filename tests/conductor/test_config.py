@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
+from conductor.cli.delegation_commands import secret_argument
 from conductor.config import ConfigError, Settings, load_settings, mask_url, prepare_db_url
+from conductor.testing import ConductorProcess
 
 
 def test_defaults() -> None:
@@ -77,3 +80,79 @@ def test_mask_url_and_prepare_db_url(tmp_path: Path) -> None:
     assert mask_url("postgresql://u@h/db") == "postgresql://u@h/db"
     url = f"sqlite:///{tmp_path}/a/b/c.db"
     assert prepare_db_url(url) == url and (tmp_path / "a" / "b").is_dir()
+
+
+SECRET = "123456789012345"
+
+
+@pytest.mark.parametrize("text", [
+    f"http_secret: {SECRET}\n",  # a number, not a string
+    f"zk_auth: [{SECRET}]\n",
+    f"http_secret: [{SECRET}\n",  # not valid YAML: PyYAML would quote the line
+    f"http_secret: {SECRET}: x\n",
+    f'http_secret: "{SECRET}\n',
+])
+def test_config_errors_never_show_secret_values(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_settings({}, env={}, config_file=str(config))
+    assert SECRET not in str(error.value)
+    assert "line 1" in str(error.value) or "got '***'" in str(error.value)
+
+
+def test_config_errors_mask_the_db_password(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings({"db": ["postgresql://u:pw@h/db?password=s3cret"]}, env={})
+    assert "s3cret" not in str(error.value) and ":pw@" not in str(error.value)
+
+
+@pytest.mark.parametrize(("flags", "env", "text"), [
+    ({"http_secret": ""}, {}, None),
+    ({}, {"CONDUCTOR_HTTP_SECRET": ""}, None),
+    ({}, {"CONDUCTOR_HTTP_SECRET": "  "}, None),
+    ({}, {}, 'http_secret: ""\n'),
+])
+def test_an_empty_http_secret_is_refused(tmp_path: Path, flags: dict[str, str],
+                                         env: dict[str, str], text: str | None) -> None:
+    config = None
+    if text is not None:
+        config = tmp_path / "c.yaml"
+        config.write_text(text)
+    with pytest.raises(ConfigError, match="http_secret is empty"):
+        load_settings(flags, env=env, config_file=str(config) if config else None)
+    assert load_settings({}, env={}).http_secret is None  # unset: no secret, no error
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql+psycopg://u@h/db?password=s3cret&sslmode=require",
+     "postgresql+psycopg://u@h/db?password=***&sslmode=require"),
+    ("postgresql+psycopg://u:pw@h/db?sslmode=require&PASSWORD=s3cret&sslpassword=k3y",
+     "postgresql+psycopg://u:***@h/db?sslmode=require&PASSWORD=***&sslpassword=***"),
+    ("postgresql+psycopg://u:p?w/d@h/db", "postgresql+psycopg://u:***@h/db"),
+    ("postgresql:///db?host=/run/pg&password=s3cret", "postgresql:///db?host=/run/pg&password=***"),
+])
+def test_mask_url_hides_query_string_passwords(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
+    settings = load_settings({}, env={"CONDUCTOR_DB": url})
+    assert settings.describe()["db"] == shown and "s3cret" not in repr(settings)
+
+
+def test_http_secret_flag_reads_at_file(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(f"{SECRET}\n")
+    assert secret_argument(f"@{secret_file}") == SECRET
+    assert secret_argument("literal") == "literal"  # still accepted (visible in ps)
+    with pytest.raises(argparse.ArgumentTypeError, match="cannot read the secret from"):
+        secret_argument(f"@{tmp_path / 'missing'}")
+    (tmp_path / "empty").write_text("")
+    with pytest.raises(ConfigError, match="http_secret is empty"):
+        load_settings({"http_secret": secret_argument(f"@{tmp_path / 'empty'}")}, env={})
+
+
+def test_child_conductors_get_the_database_url_in_their_environment(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://u:s3cret@h/db"
+    process = ConductorProcess("c1", zk="127.0.0.1:2181", root="/r", db=url, log_dir=tmp_path,
+                               env={"CONDUCTOR_DB": "sqlite:///other.db"})
+    assert "--db" not in process.args and not any("s3cret" in arg for arg in process.args)
+    assert process.env["CONDUCTOR_DB"] == url

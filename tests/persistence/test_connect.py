@@ -80,3 +80,14 @@ def test_masked_hides_only_the_password() -> None:
         "postgresql+psycopg://zk:***@db:5432/zkc"
     )
     assert masked("sqlite:////var/lib/zkc/conductor.db") == "sqlite:////var/lib/zkc/conductor.db"
+
+
+def test_masked_hides_query_string_passwords() -> None:
+    assert masked("postgresql+psycopg://zk@db/zkc?password=s3cret&sslmode=require") == (
+        "postgresql+psycopg://zk@db/zkc?password=***&sslmode=require"
+    )
+    shown = masked("postgresql+psycopg://zk:pw@db/zkc?sslpassword=k3y&password=s3cret")
+    assert shown == "postgresql+psycopg://zk:***@db/zkc?password=***&sslpassword=***"
+    with pytest.raises(ValueError) as error:
+        create_store_engine("mysql://u@h/db?password=s3cret")
+    assert "s3cret" not in str(error.value) and "password=***" in str(error.value)
