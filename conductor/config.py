@@ -62,7 +62,6 @@ class Settings:
     max_crashes: int = 3
     max_declines: int = 20
     release_backoff: float = 5.0
-    outcome_retention: float = 7 * 24 * 3600.0
     zk_auth: str | None = field(default=None, repr=False)  # "user:password": a secret
     zk_tls: bool = False
     zk_certfile: str | None = None
