@@ -8,7 +8,6 @@ notifications are delivered on the board's own event thread.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 import time
@@ -16,15 +15,14 @@ from collections.abc import Collection
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError
 from kazoo.security import ACL, OPEN_ACL_UNSAFE
 
 from jobboard import lease
 from jobboard.admin import Admin
 from jobboard.claims import ClaimProtocol
-from jobboard.connect import TLSOptions, connect
-from jobboard.context import BoardContext, translate_errors
-from jobboard.errors import AlreadyClaimed, ClaimConflict, InvalidJob, JobNotFound
+from jobboard.connect import TLSOptions, connect, redact_logger
+from jobboard.context import BoardContext, describe_acl, same_acl, translate_errors
+from jobboard.errors import AlreadyClaimed, ClaimConflict, InvalidInput, InvalidJob, JobNotFound
 from jobboard.events import BoardListener, EventDispatcher
 from jobboard.held import HeldClaims
 from jobboard.model import Claim, Job, Outcome
@@ -44,6 +42,12 @@ class JobBoard:
     """The job board under `root` on a started kazoo client.
 
     `acl` defaults to the client's `default_acl` (set by `connect(credentials=...)`), else open.
+    An `acl` given for a client without a `default_acl` becomes the client's `default_acl` (kazoo
+    recipes such as the keeper's Lock create their nodes with it); one that differs from the
+    client's `default_acl` is refused (InvalidInput).
+    With an ACL other than open, the root and the areas must carry it if they exist already:
+    AclMismatch names the first that does not, unless `repair_acls=True`, which sets the board's
+    ACL on it and every node below it (logged).
     `op_timeout` bounds how long an operation waits for a lost connection to come back.
     """
 
@@ -55,15 +59,17 @@ class JobBoard:
         acl: list[ACL] | None = None,
         op_timeout: float | None = None,
         stampede_width: int = STAMPEDE_WIDTH,
+        repair_acls: bool = False,
     ) -> None:
         paths = BoardPaths(root)
         lease.install(client)  # a no-op for clients made by jobboard.connect
-        acl = list(acl or client.default_acl or OPEN_ACL_UNSAFE)
+        redact_logger(client.logger)  # kazoo logs ACLs (digest hashes) at DEBUG
+        acl = _board_acl(client, acl)
         events = EventDispatcher()
         session = SessionTracker(client, paths, acl, events)
         session_timeout = client._session_timeout / 1000
         timeout = op_timeout if op_timeout is not None else max(30.0, 3 * session_timeout)
-        self._ctx = BoardContext(client, paths, acl, session, events, timeout)
+        self._ctx = BoardContext(client, paths, acl, session, events, timeout, repair_acls)
         self._owns_client = False
         self._stampede_width = max(1, stampede_width)
         self._random = random.Random()
@@ -79,6 +85,7 @@ class JobBoard:
         self._admin = Admin(self._ctx)
         self._outcomes = Outcomes(self._ctx)
         self._presence = Presence(self._ctx)
+        self._member_folders: set[str] = set()
         session.on_lost(lambda: self._held.lose_all("the ZooKeeper session was lost (expired)"))
         self._create_folders()
 
@@ -109,11 +116,22 @@ class JobBoard:
 
     @translate_errors
     def _create_folders(self) -> None:
-        client = self._ctx.client
-        for path in self._ctx.paths.areas():
-            if self._ctx.read(client.exists, path) is None:
-                with contextlib.suppress(NodeExistsError):
-                    self._ctx.read(client.ensure_path, path, self._ctx.acl)
+        for path in [self._ctx.paths.root, *self._ctx.paths.areas()]:
+            self._ctx.ensure_folder(path)
+
+    @translate_errors
+    def ensure_folder(self, path: str) -> None:
+        """Create a folder below the root with the board's ACL, or check (or, with
+        repair_acls, repair) the ACL of an existing one: for components that keep nodes of
+        their own under the root (the deadline keeper, completion intents)."""
+        if not path.startswith(self._ctx.paths.root + "/"):
+            raise InvalidInput(f"{path} is not below the board root {self._ctx.paths.root}")
+        self._ctx.ensure_folder(path)
+
+    @property
+    def acl(self) -> list[ACL]:
+        """The ACL every node the board (and its components) creates carries."""
+        return list(self._ctx.acl)
 
     def close(self) -> None:
         """Stop watching and delivering events (and close the client if the board made it).
@@ -370,6 +388,10 @@ class JobBoard:
         self, kind: str, member_id: str, info: dict[str, Any] | None = None, wait: float = 0.0
     ) -> dict[str, Any]:
         """Register presence as `<root>/<kind>/<member_id>`, renewed in every new session."""
+        folder = self._ctx.paths.members(kind)
+        if self._ctx.secured and folder not in self._member_folders:
+            self._ctx.ensure_folder(folder)
+            self._member_folders.add(folder)
         return self._presence.register(kind, member_id, info, wait)
 
     @translate_errors
@@ -379,3 +401,22 @@ class JobBoard:
     @translate_errors
     def members(self, kind: str) -> list[dict[str, Any]]:
         return self._presence.members(kind)
+
+
+def _board_acl(client: KazooClient, acl: list[ACL] | None) -> list[ACL]:
+    """The board's ACL: `acl`, else the client's default_acl, else open. kazoo recipes (the
+    keeper's Lock) create nodes with the client's default_acl, so a given `acl` becomes the
+    default of a client that has none, and one differing from the client's is refused."""
+    default = list(client.default_acl or [])
+    if not acl:
+        return default or list(OPEN_ACL_UNSAFE)
+    acl = list(acl)
+    if not default:
+        client.default_acl = acl
+    elif not same_acl(default, acl):
+        raise InvalidInput(
+            f"acl=[{describe_acl(acl)}] differs from the client's default_acl "
+            f"[{describe_acl(default)}], which kazoo uses for nodes the board does not create "
+            "itself (e.g. the deadline keeper's lock): pass the same ACL, or only one of them"
+        )
+    return acl

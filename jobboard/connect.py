@@ -3,12 +3,15 @@
 With credentials ("user:password") the client authenticates with the digest scheme and its
 `default_acl` grants everything to that user only: every node the board creates carries it, so a
 client without the credentials can neither read, post nor claim. Secrets never appear in a repr
-or in logs (kazoo logs auth packets at DEBUG level; a filter redacts them).
+or in logs: kazoo logs auth packets, and every create or multi-op with its ACL, at DEBUG level; a
+filter redacts the password and the digest ids ("user:base64(sha1(user:password))", crackable
+offline).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +39,18 @@ class TLSOptions:
     check_hostname: bool = False
 
 
+# `Id(scheme='digest', id='user:hash')` as kazoo's reprs of ACLs print it (either quote).
+_DIGEST_ID = re.compile(r"""(scheme=['"]digest['"],\s*id=)(['"])([^'":]*:)?[^'"]*\2""")
+
+
+def redact_digest_ids(text: str) -> str:
+    """`text` with the hash of every digest id replaced by <redacted> (the user stays)."""
+    return _DIGEST_ID.sub(lambda m: f"{m[1]}{m[2]}{m[3] or ''}<redacted>{m[2]}", text)
+
+
 class _RedactAuth(logging.Filter):
-    """Drop the credentials of kazoo's auth packets from log records."""
+    """Drop the credentials of kazoo's auth packets and the hashes of digest ACL ids (logged
+    with every create, multi-op and ACL read) from log records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
@@ -46,14 +59,26 @@ class _RedactAuth(logging.Filter):
                 Auth(arg.auth_type, arg.scheme, "<redacted>") if isinstance(arg, Auth) else arg
                 for arg in args
             )
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: logging reports it later
+            return True
+        if "digest" in message:
+            redacted = redact_digest_ids(message)
+            if redacted != message:
+                record.msg, record.args = redacted, ()
         return True
 
 
-def _kazoo_logger() -> logging.Logger:
-    logger = logging.getLogger(KAZOO_LOGGER)
+def redact_logger(logger: logging.Logger) -> logging.Logger:
+    """Install the redacting filter on `logger` (a kazoo client's logger) once."""
     if not any(isinstance(f, _RedactAuth) for f in logger.filters):
         logger.addFilter(_RedactAuth())
     return logger
+
+
+def _kazoo_logger() -> logging.Logger:
+    return redact_logger(logging.getLogger(KAZOO_LOGGER))
 
 
 def digest_acl(credentials: str) -> list[ACL]:

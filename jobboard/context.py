@@ -3,11 +3,17 @@
 Reads are retried across connection loss until a deadline. A write whose connection dropped has
 an unknown outcome: `write` waits for the connection and asks a `verify` function whether it was
 applied (by looking for the writer's own token) before trying again, so no write is applied twice.
+
+`ensure_folder` creates a folder with the board's ACL or, on a secured board (an ACL other than
+open), checks that an existing one carries it: AclMismatch otherwise, unless the board was opened
+with `repair_acls=True`, which sets the board's ACL on the folder and every node below it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,14 +23,17 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import (
     ConnectionLoss,
     NoAuthError,
+    NodeExistsError,
+    NoNodeError,
     OperationTimeoutError,
     RolledBackError,
     RuntimeInconsistency,
     SessionExpiredError,
 )
-from kazoo.security import ACL
+from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, make_digest_acl_credential
 
-from jobboard.errors import BoardUnavailable, NotAuthorized
+from jobboard.connect import redact_digest_ids
+from jobboard.errors import AclMismatch, BoardUnavailable, NotAuthorized
 from jobboard.events import EventDispatcher
 from jobboard.naming import BoardPaths
 from jobboard.session import SessionTracker
@@ -32,6 +41,44 @@ from jobboard.session import SessionTracker
 T = TypeVar("T")
 P = ParamSpec("P")
 TRANSIENT = (ConnectionLoss, OperationTimeoutError, SessionExpiredError)
+log = logging.getLogger("jobboard")
+_PERMS = "rwcda"  # READ=1, WRITE=2, CREATE=4, DELETE=8, ADMIN=16
+
+
+def _acl_key(acl: Sequence[ACL]) -> frozenset[tuple[int, str, str]]:
+    return frozenset((entry.perms, entry.id.scheme, entry.id.id) for entry in acl)
+
+
+def same_acl(a: Sequence[ACL], b: Sequence[ACL]) -> bool:
+    """Equal ACLs, whatever their order."""
+    return _acl_key(a) == _acl_key(b)
+
+
+def describe_acl(acl: Sequence[ACL]) -> str:
+    """A readable ACL with the digest hashes redacted (safe for errors and logs)."""
+    parts = []
+    for entry in acl:
+        perms = "".join(p for i, p in enumerate(_PERMS) if entry.perms & (1 << i)) or "none"
+        ident = redact_digest_ids(f"scheme='{entry.id.scheme}', id='{entry.id.id}'")
+        ident = ident.split("id='", 1)[1].rstrip("'")
+        parts.append(f"{entry.id.scheme}:{ident}:{perms}")
+    return ", ".join(parts) or "empty"
+
+
+def stored_acl(client: KazooClient, acl: Sequence[ACL]) -> list[ACL]:
+    """`acl` as ZooKeeper stores it: an `auth` entry becomes one digest entry per digest
+    credential the client authenticated with."""
+    stored: list[ACL] = []
+    for entry in acl:
+        if entry.id.scheme != "auth":
+            stored.append(entry)
+            continue
+        for scheme, credential in client.auth_data:
+            if scheme == "digest":
+                user, _, password = credential.partition(":")
+                ident = Id("digest", make_digest_acl_credential(user, password))
+                stored.append(ACL(entry.perms, ident))
+    return stored
 
 
 @dataclass
@@ -44,6 +91,58 @@ class BoardContext:
     session: SessionTracker
     events: EventDispatcher
     op_timeout: float
+    repair_acls: bool = False
+
+    @property
+    def secured(self) -> bool:
+        """The board's ACL is not open to everyone: existing folders' ACLs are checked."""
+        return not same_acl(self.acl, OPEN_ACL_UNSAFE)
+
+    def ensure_folder(self, path: str) -> None:
+        """Create `path` (and missing parents) with the board's ACL; on a secured board, check
+        that an existing `path` carries it (see the module docstring)."""
+        client = self.client
+        if self.read(client.exists, path) is None:
+            with contextlib.suppress(NodeExistsError):
+                self.read(client.ensure_path, path, self.acl)
+        if not self.secured:
+            return
+        try:
+            found, _ = self.read(client.get_acls, path)
+        except NoAuthError:
+            raise NotAuthorized(
+                f"{path}: ZooKeeper refuses to show its ACL to this client: it belongs to other "
+                "credentials; connect with the board's credentials or fix its ACL as its owner"
+            ) from None
+        expected = stored_acl(client, self.acl)
+        if same_acl(found, expected):
+            return
+        if not self.repair_acls:
+            raise AclMismatch(path, describe_acl(found), describe_acl(expected))
+        self._repair_tree(path, expected)
+
+    def _repair_tree(self, top: str, expected: list[ACL]) -> None:
+        """Set the board's ACL on `top` first (so no new open child appears), then on every
+        node below it whose ACL differs (a one-off: plain synchronous calls)."""
+        client = self.client
+        pending = [top]
+        while pending:
+            path = pending.pop()
+            try:
+                found, _ = self.read(client.get_acls, path)
+                if not same_acl(found, expected):
+                    try:
+                        self.read(client.set_acls, path, self.acl)
+                    except NoAuthError:
+                        raise AclMismatch(
+                            path, describe_acl(found), describe_acl(expected),
+                            "repair_acls failed: this client lacks ADMIN permission on it; use "
+                            "zkCli's setAcl as a user that has it (or the super user)",
+                        ) from None
+                    log.warning("repaired the ACL of %s (was [%s])", path, describe_acl(found))
+                pending += [f"{path}/{name}" for name in self.read(client.get_children, path)]
+            except NoNodeError:
+                continue  # gone meanwhile (e.g. an ephemeral node)
 
     def wait_connected(self, deadline: float) -> None:
         """Block until connected, or BoardUnavailable at `deadline` (a monotonic time)."""

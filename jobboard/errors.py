@@ -17,6 +17,21 @@ class NotAuthorized(BoardError):
     """ZooKeeper refused the operation for lack of credentials (digest auth / ACL)."""
 
 
+class AclMismatch(BoardError):
+    """An existing node the board uses lacks the board's ACL (e.g. created before auth was
+    turned on): the board refuses to start rather than leave it open. Digest ids are redacted."""
+
+    def __init__(self, path: str, found: str, expected: str, detail: str = "") -> None:
+        super().__init__(
+            f"{path} has the ACL [{found}], not the board's [{expected}], so clients without "
+            "the board's credentials may read or change it; repair it once with "
+            "JobBoard.connect(..., repair_acls=True) (sets the board's ACL on it and every node "
+            "below it; needs ADMIN permission on them), or with zkCli's setAcl -R"
+            + (f" ({detail})" if detail else "")
+        )
+        self.path = path
+
+
 class BoardUnavailable(BoardError):
     """ZooKeeper could not be reached (or the session kept changing) within the deadline."""
 

@@ -13,6 +13,8 @@ is gone and does (b) itself, then deletes it. Doing (b) for a completion that ne
 database is harmless: the woken job is claimed, finds nothing new, and parks again.
 
 The node names carry everything the keeper needs (no reads): the job id and a random nonce.
+They and the folder carry the board's ACL; an existing folder without it is refused
+(AclMismatch) on a secured board, unless the board was opened with `repair_acls=True`.
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ class CompletionIntents:
 
         def create() -> None:
             transaction = self.client.transaction()
-            transaction.create(live, b"", ephemeral=True)
-            transaction.create(pending, b"")
+            transaction.create(live, b"", acl=self.board.acl, ephemeral=True)
+            transaction.create(pending, b"", acl=self.board.acl)
             results = transaction.commit()
             if isinstance(results[0], NodeExistsError):
                 return  # our own multi, applied before its reply was lost (the nonce is new)
@@ -157,13 +159,7 @@ class CompletionIntents:
     def _ensure_folder(self) -> None:
         if self._ready:
             return
-
-        def ensure() -> None:
-            if self.client.exists(self.folder) is None:
-                with contextlib.suppress(NodeExistsError):
-                    self.client.create(self.folder, b"", makepath=True)
-
-        self._run(ensure, "create the completions folder")
+        self.board.ensure_folder(self.folder)  # retried by the board; AclMismatch if not ours
         self._ready = True
 
     def _run(self, operation: Callable[[], Any], what: str) -> None:

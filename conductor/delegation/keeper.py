@@ -13,6 +13,11 @@ request beyond kazoo's pings; a follower waits on a one-shot watch of its predec
 leader dies its lock node goes with its session and the next contender takes over, re-lists both
 folders and carries on. Everything the keeper does is idempotent (waking a job that is not
 parked changes nothing), so a brief overlap of two leaders after a partition is harmless.
+
+Its folders and nodes carry the board's ACL (the Lock's nodes through the client's default_acl,
+which JobBoard aligns with it); on a secured board `start` refuses (AclMismatch) an existing
+`keeper/` or `completions/` folder with another ACL, unless the board was opened with
+`repair_acls=True`.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class DeadlineKeeper:
         self._stop = threading.Event()
         self._lost = threading.Event()
         self._lock: Any = None
+        self._folders_checked = False
         self._thread: threading.Thread | None = None
         self.leading = threading.Event()
         self.woken = 0  # jobs woken for a deadline (status, tests)
@@ -68,6 +74,13 @@ class DeadlineKeeper:
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
+        """Check (or create) the keeper's folders, then contend in the background. Raises
+        AclMismatch (or NotAuthorized) for a folder without the board's ACL; if ZooKeeper is
+        unreachable now, the keeper's thread checks them before contending."""
+        try:
+            self._check_folders()
+        except BoardUnavailable as exc:
+            log.warning("deadline keeper %s: could not check its folders yet: %s", self.name, exc)
         self.client.add_listener(self._on_state)
         self._thread = threading.Thread(target=self._main, name="deadline-keeper", daemon=True)
         self._thread.start()
@@ -109,9 +122,16 @@ class DeadlineKeeper:
                 self._stop.wait(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY)
 
+    def _check_folders(self) -> None:
+        for path in (self.election_path, self._completions):
+            self.board.ensure_folder(path)
+        self._folders_checked = True
+
     def _contend_and_lead(self) -> None:
-        self.client.ensure_path(self.election_path)
-        self.client.ensure_path(self._completions)
+        if not self._folders_checked:
+            self._check_folders()
+        self.client.ensure_path(self.election_path, self.board.acl)
+        self.client.ensure_path(self._completions, self.board.acl)
         lock = self._lock = self.client.Lock(self.election_path, self.name)
         if self._stop.is_set():
             return

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import NoAuthError, NoNodeError
+from kazoo.security import OPEN_ACL_UNSAFE
 
 from conductor.delegation import DeadlineKeeper, nudge
 from conductor.delegation.intents import CompletionIntents, folder
@@ -21,10 +22,14 @@ from conductor.flow import Delegated, TaskContext, linear, task
 from conductor.registry import Registry
 from conductor.testing import wait_for_node, wait_until
 from jobboard.board import JobBoard
+from jobboard.connect import digest_acl
+from jobboard.context import same_acl
+from jobboard.errors import AclMismatch
 from jobboard.model import JobState
 from jobboard.zkserver import ZooKeeperServers
 from persistence import AtomState
 from tests.delegation.conftest import DEADLINE, Rig
+from tests.fixtures.zookeeper import ZkClientFactory
 
 
 @pytest.fixture
@@ -252,3 +257,47 @@ def test_nudging_a_finished_job_reports_it_gone(rig: Rig) -> None:
     waiting = parked_job(rig.board, None)
     assert nudge(rig.board, waiting, "m") == "woken"
     assert nudge(rig.board, waiting, "m") == "notified"
+
+
+def test_keeper_and_intent_nodes_carry_the_board_acl(
+        zk_client_factory: ZkClientFactory, zk_root: str) -> None:
+    credentials = "keeper:pw-123"
+    acl = digest_acl(credentials)
+    # A client of the caller's own, without default_acl: the board's ACL must still reach the
+    # keeper's folders, its kazoo Lock nodes and the completion intents.
+    board = JobBoard(zk_client_factory(auth_data=[("digest", credentials)]), zk_root, acl=acl)
+    keeper = DeadlineKeeper(board, "k")
+    try:
+        keeper.start()
+        assert keeper.leading.wait(DEADLINE)
+        intents = CompletionIntents(board)
+        intent = intents.open("job-1")
+        client = board.client
+        lock_nodes = client.get_children(keeper.election_path)
+        intent_nodes = client.get_children(folder(board))
+        assert lock_nodes and len(intent_nodes) == 2
+        paths = [keeper.election_path, folder(board)]
+        paths += [f"{keeper.election_path}/{name}" for name in lock_nodes]
+        paths += [f"{folder(board)}/{name}" for name in intent_nodes]
+        for path in paths:
+            assert same_acl(client.get_acls(path)[0], acl), path
+        raw = zk_client_factory()
+        for path in paths:
+            with pytest.raises(NoAuthError):
+                raw.get_children(path)
+        intents.close(intent)
+    finally:
+        keeper.stop()
+        board.close()
+
+    # An open keeper/ folder (made before auth was turned on): the keeper refuses to start.
+    secured = JobBoard(zk_client_factory(auth_data=[("digest", credentials)]), zk_root + "-2",
+                       acl=acl)
+    try:
+        secured.client.create(f"{zk_root}-2/keeper", b"", OPEN_ACL_UNSAFE)
+        refused = DeadlineKeeper(secured, "k")
+        with pytest.raises(AclMismatch, match=f"^{zk_root}-2/keeper has"):
+            refused.start()
+        assert refused._thread is None
+    finally:
+        secured.close()
