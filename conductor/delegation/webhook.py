@@ -8,22 +8,34 @@ and ZooKeeper round trips, so no framework is needed). Body: a JSON object with 
     200 {"status": "completed", "job", "execution", "task", "attempt", "outcome", "job_state"}
     400 bad JSON / bad completion        401 missing or wrong bearer secret
     404 unknown (or malformed) token      405 not POST          409 already completed / task
-    411 no Content-Length                 413 body over the limit                   finished
-    503 database or ZooKeeper unavailable (retry later)         500 a bug (logged)
+    408 request not received in time      411 no Content-Length                     finished
+    413 body over the limit               500 a bug (logged, token redacted)
+    503 database or ZooKeeper unavailable, or too many connections (retry later)
 
 `GET /v1/health` answers 200 while ZooKeeper is connected (503 otherwise), without
 authentication. With a secret set, every other request needs `Authorization: Bearer <secret>`
 (compared in constant time). Tokens never
 reach the logs: access log lines show `/v1/callbacks/zkc_<redacted>`.
+
+Slow or many clients cannot tie the process up (it shares its file descriptors with the
+ZooKeeper and database connections under `conductor run --http`): at most `max_connections`
+connections are served at once (one thread each; beyond that a connection is answered 503 at
+once and closed, from the accepting thread), and each request (request line, headers and body
+together, idle keep-alive time included) must arrive within `request_deadline` seconds, else
+it is answered 408 and the connection closed. Both limits apply before the bearer check.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
+import io
 import json
 import logging
+import socket
 import threading
+import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -38,7 +50,9 @@ log = logging.getLogger("conductor.http")
 CALLBACK_PREFIX = "/v1/callbacks/"
 HEALTH_PATH = "/v1/health"
 DEFAULT_MAX_BODY = 1024 * 1024
-REQUEST_TIMEOUT = 30.0  # seconds a client may take to send its request (slow clients)
+DEFAULT_MAX_CONNECTIONS = 64  # connections served at once; more are answered 503
+DEFAULT_REQUEST_DEADLINE = 10.0  # seconds for a whole request: request line, headers, body
+REPLY_TIMEOUT = 10.0  # seconds a reply's write may block on a client that does not read
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -49,19 +63,104 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+class RequestDeadline(TimeoutError):
+    """The client did not send its whole request within the request deadline."""
+
+
+_BUSY_BODY = json.dumps({"error": "too many connections; retry later"}).encode()
+_BUSY_REPLY = (b"HTTP/1.0 503 Service Unavailable\r\nServer: zkconductor\r\n"
+               b"Content-Type: application/json\r\nContent-Length: "
+               + str(len(_BUSY_BODY)).encode()
+               + b"\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + _BUSY_BODY)
+
+
+class _CappedHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with at most `max_connections` connections (threads) at once."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[CallbackHandler],
+                 max_connections: int) -> None:
+        self.max_connections = max_connections
+        self.active = 0
+        self._count_lock = threading.Lock()
+        self._refusing = False
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._count_lock:
+            full = self.active >= self.max_connections
+            if not full:
+                self.active += 1
+                self._refusing = False
+            first_refusal = full and not self._refusing
+            self._refusing = self._refusing or full
+        if full:
+            if first_refusal:
+                log.warning("%d connections open (the limit): answering 503 to new ones",
+                            self.max_connections)
+            self._refuse(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._count_lock:
+            self.active -= 1
+
+    @staticmethod
+    def _refuse(request: socket.socket) -> None:
+        """Answer 503 without blocking the accepting thread (a fresh socket's send buffer
+        takes the few bytes at once; if not, the client just sees the connection close)."""
+        with contextlib.suppress(OSError):
+            request.setblocking(False)
+            request.send(_BUSY_REPLY)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """An exception that escaped a handler (the handler replies 500 itself): logged with
+        tokens redacted, never printed to stderr."""
+        log.error("HTTP request from %s failed:\n%s", client_address,
+                  redact(traceback.format_exc()))
+
+
 class CallbackServer:
-    """A threaded HTTP server completing delegations through `callbacks`."""
+    """A threaded HTTP server completing delegations through `callbacks`.
+
+    `max_connections`: connections served at once (default 64; more are answered 503 at
+    once). `request_deadline`: seconds a client has to send a whole request (default 10;
+    then 408 and the connection is closed)."""
 
     def __init__(self, address: str, callbacks: Callbacks, *, secret: str | None = None,
-                 max_body: int = DEFAULT_MAX_BODY) -> None:
+                 max_body: int = DEFAULT_MAX_BODY,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 request_deadline: float = DEFAULT_REQUEST_DEADLINE) -> None:
         host, port = parse_address(address)
         if max_body < 1:
             raise ValueError(f"the body limit must be at least 1 byte, got {max_body}")
+        if max_connections < 1:
+            raise ValueError(f"the connection limit must be at least 1, got {max_connections}")
+        if not request_deadline > 0:
+            raise ValueError(f"the request deadline must be positive, got {request_deadline}")
         handler = type("BoundCallbackHandler", (CallbackHandler,), {
-            "callbacks": callbacks, "secret": secret or None, "max_body": max_body})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
+            "callbacks": callbacks, "secret": secret or None, "max_body": max_body,
+            "request_deadline": float(request_deadline)})
+        self.httpd = _CappedHTTPServer((host, port), handler, max_connections)
         self._thread: threading.Thread | None = None
+
+    @property
+    def connections(self) -> int:
+        """Connections being served now (each has its thread)."""
+        return self.httpd.active
 
     @property
     def port(self) -> int:
@@ -95,16 +194,93 @@ class CallbackServer:
         self.stop()
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The socket's reading side, bounded by the handler's deadline for the whole request (a
+    socket timeout alone bounds each read: a client trickling bytes would never hit it)."""
+
+    def __init__(self, sock: socket.socket, handler: CallbackHandler) -> None:
+        super().__init__()
+        self._sock = sock
+        self._handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._handler.deadline - time.monotonic()
+        if remaining <= 0:
+            self._handler.timed_out = True
+            raise RequestDeadline("the request was not received in time")
+        self._sock.settimeout(remaining)
+        try:
+            return self._sock.recv_into(buffer)
+        except TimeoutError:
+            self._handler.timed_out = True
+            raise RequestDeadline("the request was not received in time") from None
+
+
 class CallbackHandler(BaseHTTPRequestHandler):
-    """One request. Class attributes are bound per server (see CallbackServer)."""
+    """One connection. Class attributes are bound per server (see CallbackServer)."""
 
     callbacks: Callbacks
     secret: str | None
     max_body: int
+    request_deadline: float = DEFAULT_REQUEST_DEADLINE
     server_version = "zkconductor"
-    timeout = REQUEST_TIMEOUT
+    timeout = REPLY_TIMEOUT
+    deadline = 0.0  # time.monotonic() by which the current request must have arrived
+    timed_out = False
+    replied = False
+    # until a request line is parsed (a 408 may be sent before that)
+    requestline, request_version, command = "", "HTTP/1.0", ""
+
+    def setup(self) -> None:
+        self.deadline = time.monotonic() + self.request_deadline
+        super().setup()
+        self.rfile.close()  # the makefile() reader: it would keep the socket's fd open
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
+
+    def handle_one_request(self) -> None:
+        self.deadline = time.monotonic() + self.request_deadline  # idle keep-alive counts
+        self.timed_out = self.replied = False
+        try:
+            super().handle_one_request()  # a RequestDeadline is a TimeoutError: caught there
+        except OSError as exc:  # the client went away
+            log.debug("HTTP connection from %s ended: %s", self.address_string(), exc)
+            self.close_connection = True
+            return
+        if self.timed_out and not self.replied:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self._reply(408, {"error": f"the request was not received within "
+                                           f"{self.request_deadline:g} s"}, close=True)
 
     def do_POST(self) -> None:
+        self._guarded(self._post)
+
+    def do_GET(self) -> None:
+        self._guarded(self._get)
+
+    def do_PUT(self) -> None:
+        self._guarded(self._not_allowed)
+
+    do_DELETE = do_PATCH = do_PUT
+
+    def _guarded(self, step: Any) -> None:
+        """Run `step`; an unexpected exception is logged (token redacted) and answered 500."""
+        try:
+            step()
+        except RequestDeadline:
+            raise  # answered 408 by handle_one_request
+        except Exception:
+            log.error("%s %s failed:\n%s", self.command, redact(self.path),
+                      redact(traceback.format_exc()))
+            self.close_connection = True
+            if not self.replied:
+                with contextlib.suppress(OSError):
+                    self._reply(500, {"error": "internal error"}, close=True)
+
+    def _post(self) -> None:
         if not self._authorized():
             return
         if not self.path.startswith(CALLBACK_PREFIX):
@@ -116,7 +292,7 @@ class CallbackHandler(BaseHTTPRequestHandler):
             return
         self._complete(token, body)
 
-    def do_GET(self) -> None:
+    def _get(self) -> None:
         if self.path == HEALTH_PATH:  # open to load balancers: it reveals nothing
             alive = self.callbacks.board.connected
             self._reply(200 if alive else 503,
@@ -128,11 +304,6 @@ class CallbackHandler(BaseHTTPRequestHandler):
             self._not_allowed()
         else:
             self._reply(404, {"error": "not found"})
-
-    def do_PUT(self) -> None:
-        self._not_allowed()
-
-    do_DELETE = do_PATCH = do_PUT
 
     # -- steps ------------------------------------------------------------------------------
     def _authorized(self) -> bool:
@@ -163,8 +334,17 @@ class CallbackHandler(BaseHTTPRequestHandler):
             self._reply(413, {"error": f"the body has {length} bytes; the limit is "
                                        f"{self.max_body}"}, close=True)
             return None
+        data = self.rfile.read(length)
+        if len(data) < length:  # the client closed its side early
+            self._reply(400, {"error": "the body is shorter than its Content-Length"},
+                        close=True)
+            return None
         try:
-            return json.loads(self.rfile.read(length))
+            return json.loads(data)
+        except RecursionError:
+            self._reply(400, {"error": "the body is not JSON this server accepts: nested "
+                                       "too deeply"})
+            return None
         except (ValueError, UnicodeDecodeError) as exc:
             self._reply(400, {"error": f"the body is not JSON: {exc}"})
             return None
@@ -192,7 +372,7 @@ class CallbackHandler(BaseHTTPRequestHandler):
             self._reply(503, {"error": "temporarily unavailable; retry later"},
                         {"Retry-After": "5"})
         except Exception:
-            log.exception("callback failed")
+            log.error("callback failed:\n%s", redact(traceback.format_exc()))
             self._reply(500, {"error": "internal error"})
         else:
             self._reply(200, report.to_json())
@@ -204,6 +384,8 @@ class CallbackHandler(BaseHTTPRequestHandler):
     def _reply(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None,
                *, close: bool = False) -> None:
         data = json.dumps(body).encode()
+        self.connection.settimeout(REPLY_TIMEOUT)  # reading may have left a shorter one
+        self.replied = True
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
