@@ -10,6 +10,7 @@ real ZooKeeper servers for tests and development. See docs/jobboard.md.
 from jobboard.board import JobBoard
 from jobboard.connect import TLSOptions, connect, digest_acl
 from jobboard.errors import (
+    AclMismatch,
     AlreadyClaimed,
     BoardError,
     BoardUnavailable,
@@ -26,6 +27,7 @@ from jobboard.errors import (
 from jobboard.model import BoardEvent, BoardEventKind, Claim, Job, JobState, Outcome
 
 __all__ = [
+    "AclMismatch",
     "AlreadyClaimed",
     "BoardError",
     "BoardEvent",

@@ -102,7 +102,9 @@ def make_client(
     tls: TLSOptions | None = None,
     **kazoo_kwargs: Any,
 ) -> KazooClient:
-    """A configured, not yet started client (with persistent-watch support installed)."""
+    """A configured, not yet started client (with persistent-watch support installed).
+    Any `tls` turns TLS on; with no `ca` the system's trusted CAs verify the server."""
+    use_ssl = tls is not None
     tls = tls or TLSOptions()
     options: dict[str, Any] = {
         "hosts": hosts,
@@ -111,7 +113,7 @@ def make_client(
         "logger": _kazoo_logger(),
         "connection_retry": KazooRetry(max_tries=-1, max_delay=1.0),
         "command_retry": KazooRetry(max_tries=-1, max_delay=1.0, deadline=session_timeout * 2),
-        "use_ssl": tls.certfile is not None or tls.ca is not None,
+        "use_ssl": use_ssl,
         "ca": tls.ca,
         "certfile": tls.certfile,
         "keyfile": tls.keyfile,

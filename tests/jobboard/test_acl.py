@@ -64,6 +64,12 @@ def test_tls_options_reach_kazoo() -> None:
     assert client.certfile == "/c.pem" and client.keyfile == "/k.pem"
     assert client.verify_certs is False
     client.close()
+    alone = make_client("127.0.0.1:1", tls=TLSOptions())  # zk_tls: true, the system's CAs
+    assert alone.use_ssl is True and alone.ca is None and alone.verify_certs is True
+    alone.close()
+    plain = make_client("127.0.0.1:1")
+    assert plain.use_ssl is False
+    plain.close()
 
 
 def _hash(credentials: str) -> str:
