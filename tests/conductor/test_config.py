@@ -152,7 +152,7 @@ def test_http_secret_flag_reads_at_file(tmp_path: Path) -> None:
 
 def test_child_conductors_get_the_database_url_in_their_environment(tmp_path: Path) -> None:
     url = "postgresql+psycopg://u:s3cret@h/db"
-    process = ConductorProcess("c1", zk="127.0.0.1:2181", root="/r", db=url, log_dir=tmp_path,
+    process = ConductorProcess("c1", zk="127.0.0.1:1", root="/r", db=url, log_dir=tmp_path,
                                env={"CONDUCTOR_DB": "sqlite:///other.db"})
     assert "--db" not in process.args and not any("s3cret" in arg for arg in process.args)
     assert process.env["CONDUCTOR_DB"] == url
