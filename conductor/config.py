@@ -64,6 +64,7 @@ class Settings:
     release_backoff: float = 5.0
     zk_auth: str | None = field(default=None, repr=False)  # "user:password": a secret
     zk_tls: bool = False
+    zk_repair_acls: bool = False  # put the board's ACL on existing folders lacking it
     zk_certfile: str | None = None
     zk_keyfile: str | None = None
     zk_ca: str | None = None

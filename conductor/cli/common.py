@@ -16,6 +16,7 @@ from conductor.config import ConfigError, Settings, load_settings, mask_url, pre
 from jobboard.board import JobBoard
 from jobboard.connect import TLSOptions
 from jobboard.errors import (
+    AclMismatch,
     BoardError,
     BoardUnavailable,
     InvalidInput,
@@ -93,6 +94,9 @@ def add_board_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--connect-timeout", type=float, metavar="S",
                        help="give up connecting to ZooKeeper after S seconds (default 15)")
+    group.add_argument("--repair-acls", dest="zk_repair_acls", action="store_const", const=True,
+                       help="with zk_auth: put the board's ACL on existing board folders that "
+                       "lack it (and every node below them), instead of refusing to start")
     add_common_options(parser)
 
 
@@ -123,7 +127,7 @@ FLAG_SETTINGS = ("zk", "root", "db", "session_timeout", "flows", "name", "max_jo
                  "http", "http_url", "http_secret", "http_max_body", "log_level",
                  "connect_timeout", "db_retry_for",
                  "max_crashes", "max_declines", "release_backoff", "executor", "workers",
-                 "task_ledger")
+                 "task_ledger", "zk_repair_acls")
 
 
 @dataclass
@@ -166,6 +170,7 @@ def open_board(settings: Settings) -> JobBoard:
         credentials=settings.zk_auth,
         tls=tls,
         start_timeout=settings.connect_timeout,
+        repair_acls=settings.zk_repair_acls,
     )
 
 
@@ -220,6 +225,9 @@ def run_command(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         return report(args, str(exc), EXIT_FAILED)
     except NotAuthorized as exc:
         return report(args, f"not authorized: {exc}", EXIT_FAILED)
+    except AclMismatch as exc:
+        return report(args, f"{exc}; from the command line: --repair-acls (or "
+                      "CONDUCTOR_ZK_REPAIR_ACLS=true) on any command, once", EXIT_FAILED)
     except (InvalidInput, JobNotFound) as exc:
         return report(args, str(exc), EXIT_FAILED)
     except (BoardError, PersistenceError) as exc:

@@ -506,3 +506,14 @@ def test_run_with_json_reports_an_error_before_serving_as_json(
     assert result.returncode == 1 and result.stdout == ""
     error = json.loads(result.stderr.splitlines()[-1])
     assert error["kind"] == "failed" and "no flows to run" in error["error"]
+
+
+def test_an_open_board_is_refused_with_credentials_until_repair_acls(
+        cli: Any, board: JobBoard, monkeypatch: pytest.MonkeyPatch) -> None:
+    board.post("before-auth", "f", {})  # the root and its folders exist, open to anyone
+    monkeypatch.setenv("CONDUCTOR_ZK_AUTH", "ops:s3cret-pw")
+    cli("status", expect=1)
+    assert "--repair-acls" in cli.err and "s3cret-pw" not in cli.err
+    cli("status", "--repair-acls")
+    cli("status")  # repaired once: the board's ACL is now on every folder
+    assert "s3cret-pw" not in cli.err
