@@ -72,6 +72,8 @@ class Settings:
     http_secret: str | None = field(default=None, repr=False)
     http_url: str | None = None
     http_max_body: int = 1024 * 1024  # bytes of a callback's JSON body
+    http_max_connections: int = 64  # callback connections served at once (more: 503)
+    http_request_deadline: float = 10.0  # seconds a client has to send a whole request
     log_level: str = "INFO"
     executor: str = "threads"
     workers: int = 0  # task threads/processes; 0: 16 or 4 per job, whichever is more
@@ -239,6 +241,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("connect_timeout must be > 0 and db_retry_for >= 0")
     if settings.http_max_body < 1:
         raise ConfigError(f"http_max_body must be at least 1 byte, got {settings.http_max_body}")
+    if settings.http_max_connections < 1 or settings.http_request_deadline <= 0:
+        raise ConfigError("http_max_connections must be at least 1 and http_request_deadline "
+                          "above 0")
     if settings.grace < 0:
         raise ConfigError(f"grace must not be negative, got {settings.grace}")
     if not settings.root.startswith("/") or (settings.root.endswith("/") and settings.root != "/"):

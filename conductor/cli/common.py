@@ -124,7 +124,8 @@ def set_json_help(parser: argparse.ArgumentParser, text: str) -> None:
 
 
 FLAG_SETTINGS = ("zk", "root", "db", "session_timeout", "flows", "name", "max_jobs", "grace",
-                 "http", "http_url", "http_secret", "http_max_body", "log_level",
+                 "http", "http_url", "http_secret", "http_max_body", "http_max_connections",
+                 "http_request_deadline", "log_level",
                  "connect_timeout", "db_retry_for",
                  "max_crashes", "max_declines", "release_backoff", "executor", "workers",
                  "task_ledger", "zk_repair_acls")

@@ -82,6 +82,11 @@ def add_http_options(parser: argparse.ArgumentParser, *, required: bool) -> None
                        "shows in process listings (ps); it must not be empty")
     group.add_argument("--http-max-body", type=int, metavar="BYTES",
                        help="largest callback body accepted (default 1 MiB)")
+    group.add_argument("--http-max-connections", type=int, metavar="N",
+                       help="connections served at once; more are answered 503 (default 64)")
+    group.add_argument("--http-request-deadline", type=float, metavar="S",
+                       help="seconds a client has to send its whole request, else 408 "
+                       "(default 10)")
 
 
 def secret_argument(text: str) -> str:
@@ -170,7 +175,9 @@ def start_server(settings: Settings, callbacks: Callbacks) -> CallbackServer:
     assert settings.http is not None
     try:
         server = CallbackServer(settings.http, callbacks, secret=settings.http_secret,
-                                max_body=settings.http_max_body)
+                                max_body=settings.http_max_body,
+                                max_connections=settings.http_max_connections,
+                                request_deadline=settings.http_request_deadline)
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     except OSError as exc:

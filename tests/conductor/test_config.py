@@ -156,3 +156,11 @@ def test_child_conductors_get_the_database_url_in_their_environment(tmp_path: Pa
                                env={"CONDUCTOR_DB": "sqlite:///other.db"})
     assert "--db" not in process.args and not any("s3cret" in arg for arg in process.args)
     assert process.env["CONDUCTOR_DB"] == url
+
+
+def test_the_callback_endpoint_limits_are_settings() -> None:
+    settings = load_settings({"http_max_connections": 8}, env={
+        "CONDUCTOR_HTTP_REQUEST_DEADLINE": "2.5"})
+    assert (settings.http_max_connections, settings.http_request_deadline) == (8, 2.5)
+    with pytest.raises(ConfigError, match="http_max_connections must be at least 1"):
+        load_settings({"http_max_connections": 0}, env={})
