@@ -128,6 +128,8 @@ def test_an_intent_whose_completer_died_is_finished_by_the_keeper(
         wait_for_node(board.client, f"{zk_root}/jobs/{orphaned}", DEADLINE)
         wait_until(lambda: board.client.get_children(folder(board)) == [], DEADLINE,
                    "the orphaned intent to be removed")
+        # The keeper counts a finished intent after deleting it: wait for the count, not the node.
+        wait_until(lambda: keeper.finished >= 1, DEADLINE, "the keeper to count the intent")
         assert keeper.finished == 1
         # Events are handled in order: the finished intent was seen (and ignored) before.
         assert board.get(finished).state is JobState.PARKED
