@@ -152,7 +152,7 @@ class ChaosRunner:
                 for _ in range(config.conductors):
                     fleet.start_conductor()
                 for process in fleet.processes:
-                    process.wait_registered(board.client, timeout=60)
+                    process.wait_registered(board, timeout=60)
                 self.say(f"{config.conductors} conductors up; posting {config.jobs} jobs of "
                          f"{config.flow}")
                 posted_at = time.time()

@@ -16,68 +16,43 @@ same process (name, host and pid, and a start before its take-over) registered u
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kazoo.exceptions import BadVersionError, KazooException, NoNodeError
-
 from jobboard.board import JobBoard
-from jobboard.documents import DocumentError, decode_job, encode_job
-from jobboard.errors import InvalidInput
+from jobboard.errors import BoardUnavailable
+from jobboard.recipes import MonotonicField, int_field
 from persistence.records import Ownership
 
 SETTLED = "settled_attempts"
 """Job document field: attempts up to this one ended without their owner dying."""
 
-READ_TIMEOUT = 10.0
-"""Seconds one read or write of a settlement may wait for ZooKeeper before it is retried."""
-
 log = logging.getLogger(__name__)
 
 
 def settled(document: dict[str, Any]) -> int:
-    value = document.get(SETTLED, 0)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return int_field(document, SETTLED)
 
 
 def settle(board: JobBoard, job_id: str, attempt: int, *, until: float,
            stopping: Callable[[], bool] = lambda: False) -> bool:
     """Raise the job's `settled_attempts` to `attempt`, never lowering it.
 
-    A version-checked read-modify-write of the job document, so a late settlement never undoes
-    a newer owner's (higher) one; retried on conflicts, and while ZooKeeper is unreachable until
-    the monotonic time `until` or `stopping()`. True once the document says at least `attempt`;
-    False when the job has left `jobs/` (completed, parked or trashed: the count starts again
-    from the document that comes back, if any), when the job is an earlier incarnation's (a
-    restored job counts from 0 again), or when the deadline passed.
+    A version-checked read-modify-write of the job document (jobboard.recipes.MonotonicField),
+    so a late settlement never undoes a newer owner's (higher) one; retried on conflicts, and
+    while ZooKeeper is unreachable until the monotonic time `until` or `stopping()`. True once
+    the document says at least `attempt`; False when the job has left `jobs/` (completed, parked
+    or trashed: the count starts again from the document that comes back, if any), when the job
+    is an earlier incarnation's (a restored job counts from 0 again: `attempts` below
+    `attempt`), or when the deadline passed.
     """
-    client, path = board.client, board.paths.job(job_id)
-    timeout_error = client.handler.timeout_exception
-    delay = 0.1
-    while True:
-        try:
-            data, stat = client.get_async(path).get(timeout=READ_TIMEOUT)
-            document = decode_job(job_id, data)
-            if settled(document) >= attempt:
-                return True
-            if document["attempts"] < attempt:
-                return False  # restored since (attempts start again): not our claim's job
-            document[SETTLED] = attempt
-            client.set_async(path, encode_job(document), version=stat.version).get(
-                timeout=READ_TIMEOUT)
-            return True
-        except BadVersionError:
-            continue  # changed meanwhile (a claim, an update): read it again
-        except (NoNodeError, DocumentError, InvalidInput):  # gone, unreadable, or full
-            return False
-        except (KazooException, timeout_error) as exc:
-            if time.monotonic() + delay > until or stopping():
-                log.warning("job %s: could not record that attempt %d ended without a crash: "
-                            "%r", job_id, attempt, exc)
-                return False
-            time.sleep(delay)  # a retry's backoff: ZooKeeper is unreachable for now
-            delay = min(delay * 2, 1.0)
+    field = MonotonicField(board, job_id, SETTLED, ceiling="attempts")
+    try:
+        return field.raise_to(attempt, until=until, stopping=stopping)
+    except BoardUnavailable as exc:
+        log.warning("job %s: could not record that attempt %d ended without a crash: %s",
+                    job_id, attempt, exc)
+        return False
 
 
 def alive(owner: Ownership, members: Iterable[dict[str, Any]]) -> bool:

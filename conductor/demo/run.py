@@ -63,7 +63,7 @@ class Demo:
         for conductor in self.conductors:
             conductor.start()
         for conductor in self.conductors:
-            conductor.wait_registered(self.board.client)
+            conductor.wait_registered(self.board)
             self.names[conductor.pid] = conductor.name
             say(f"{conductor.name}: pid {conductor.pid} (log {conductor.log_path})")
         inputs = {"steps": steps, "seconds": seconds, "ledger": str(self.ledger)}

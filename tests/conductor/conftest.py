@@ -43,7 +43,7 @@ class Cluster:
                                    log_dir=self.dir, **options).start()
         self.processes.append(process)
         if wait:
-            process.wait_registered(self.board.client)
+            process.wait_registered(self.board)
         return process
 
     def post_steps(self, steps: int, seconds: float, **post: Any) -> str:

@@ -18,9 +18,9 @@ import yaml
 from conductor.cli.main import build_parser
 from conductor.config import load_settings
 from conductor.registry import Registry
-from conductor.testing import wait_for_node
 from jobboard.board import JobBoard
 from jobboard.model import JobState
+from jobboard.testing.nodes import wait_for_node
 from jobboard.zkserver import ZooKeeperServers
 
 REPO = Path(__file__).resolve().parents[2]

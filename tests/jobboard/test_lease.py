@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conductor.testing import wait_for_node, wait_until
+from conductor.testing import wait_until
 from jobboard import lease
 from jobboard.connect import connect
+from jobboard.testing.nodes import wait_for_node
 from jobboard.zkserver import ZooKeeperServers
 
 SESSION_TIMEOUT = 1.0
