@@ -29,8 +29,8 @@ from sqlalchemy import make_url  # noqa: E402
 
 from conductor.testing import ConductorProcess, wait_until  # noqa: E402
 from jobboard.board import JobBoard  # noqa: E402
-from jobboard.documents import encode_job, new_job_document  # noqa: E402
-from jobboard.naming import JobIdGenerator  # noqa: E402
+from jobboard.protocol.documents import encode_job, new_job_document  # noqa: E402
+from jobboard.protocol.naming import JobIdGenerator  # noqa: E402
 from persistence import migrate  # noqa: E402
 
 POSTGRES_ADMIN = os.environ.get("ZKC_BENCH_POSTGRES",

@@ -46,7 +46,7 @@ import psutil
 
 from conductor.ledger import read_ledger
 from jobboard.board import JobBoard
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 
 SMALL_REPEATS = 3  # runs of each 1,000-job case (median): the machine is shared
 MAX_JOBS = 16

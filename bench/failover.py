@@ -45,7 +45,7 @@ import _harness as h
 from conductor.ledger import read_ledger
 from conductor.testing import ConductorProcess, wait_until
 from jobboard.board import JobBoard
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import open_store
 
 TICK_MS = 100

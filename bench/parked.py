@@ -39,7 +39,7 @@ from conductor.delegation import Callbacks  # noqa: E402
 from conductor.ledger import read_ledger  # noqa: E402
 from conductor.testing import ConductorProcess, wait_until  # noqa: E402
 from jobboard.board import JobBoard  # noqa: E402
-from jobboard.zkserver import ZooKeeperServers, four_letter_word  # noqa: E402
+from jobboard.testing.zkserver import ZooKeeperServers, four_letter_word  # noqa: E402
 from persistence import migrate, open_store  # noqa: E402
 
 JOBS = 1000

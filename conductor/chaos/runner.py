@@ -37,7 +37,7 @@ from conductor.config import prepare_db_url
 from conductor.registry import RegistryError
 from jobboard.board import JobBoard
 from jobboard.errors import BoardError, WaitTimeout
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import migrate, open_store
 
 log = logging.getLogger("conductor.chaos")

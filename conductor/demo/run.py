@@ -20,7 +20,7 @@ from typing import Any
 from conductor.ledger import read_ledger
 from conductor.testing import ConductorProcess, wait_until
 from jobboard.board import JobBoard
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import migrate, open_store
 
 SESSION_TIMEOUT = 2.0

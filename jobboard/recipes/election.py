@@ -18,7 +18,7 @@ from kazoo.client import KazooState
 from kazoo.exceptions import CancelledError, KazooException
 from kazoo.recipe.lock import Lock
 
-from jobboard.context import board_errors
+from jobboard.protocol.context import board_errors
 
 if TYPE_CHECKING:
     from jobboard.board import JobBoard

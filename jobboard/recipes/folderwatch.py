@@ -1,5 +1,5 @@
 """The direct children of one folder as they come and go, pushed by a persistent recursive
-watch (jobboard.zkwatch): no polling, and no request while nothing changes.
+watch (jobboard.zk.zkwatch): no polling, and no request while nothing changes.
 
 `on_child(name, created)` gets every child created or deleted; `on_listing(names)` gets the
 whole folder after the watch is (re-)added on every connection, so the owner can catch up with
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from kazoo.exceptions import KazooException
 from kazoo.protocol.states import EventType, WatchedEvent
 
-from jobboard.context import board_errors
-from jobboard.zkwatch import PersistentRecursiveWatch
+from jobboard.protocol.context import board_errors
+from jobboard.zk.zkwatch import PersistentRecursiveWatch
 
 if TYPE_CHECKING:
     from jobboard.board import JobBoard

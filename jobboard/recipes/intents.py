@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
-from jobboard.context import TRANSIENT, board_errors, first_failure
 from jobboard.errors import BoardUnavailable
+from jobboard.protocol.context import TRANSIENT, board_errors, first_failure
 
 if TYPE_CHECKING:
     from jobboard.board import JobBoard

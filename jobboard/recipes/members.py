@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from kazoo.recipe.watchers import DataWatch
 
-from jobboard.documents import DocumentError, decode_object
+from jobboard.protocol.documents import DocumentError, decode_object
 
 if TYPE_CHECKING:
     from jobboard.board import JobBoard

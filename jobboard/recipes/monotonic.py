@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from kazoo.exceptions import BadVersionError, KazooException, NoNodeError
 
-from jobboard.documents import DocumentError, decode_job, encode_job
 from jobboard.errors import BoardUnavailable, InvalidInput
+from jobboard.protocol.documents import DocumentError, decode_job, encode_job
 
 if TYPE_CHECKING:
     from jobboard.board import JobBoard

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from kazoo.exceptions import KazooException, NoNodeError
 
-from jobboard.context import board_errors
-from jobboard.documents import decode_object
 from jobboard.errors import JobNotFound
+from jobboard.protocol.context import board_errors
+from jobboard.protocol.documents import decode_object
 
 if TYPE_CHECKING:
     from jobboard.board import JobBoard

@@ -13,7 +13,7 @@ import pytest
 from conductor.ledger import read_ledger
 from conductor.testing import ConductorProcess
 from jobboard.board import JobBoard
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 
 SESSION_TIMEOUT = 1.0
 """Conductor session timeout in these tests (the shared server's tickTime is 500 ms, so a dead

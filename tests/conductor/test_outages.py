@@ -18,7 +18,7 @@ from conductor.ledger import read_ledger
 from conductor.testing import ConditionTimeout, ConductorProcess, wait_until
 from jobboard.board import JobBoard
 from jobboard.model import JobState
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import AtomState, open_store
 from tests.conductor.conftest import Cluster, pids_of
 

@@ -23,7 +23,7 @@ from conductor.testing import ConductorProcess, wait_until
 from jobboard.board import JobBoard
 from jobboard.model import JobState, Outcome
 from jobboard.testing.nodes import wait_for_node
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import SqlStore, open_store
 
 DEADLINE = 60.0

@@ -26,7 +26,7 @@ from conductor.testing import wait_until
 from jobboard.board import JobBoard
 from jobboard.errors import BoardUnavailable
 from jobboard.model import JobState
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import AtomState, ExecutionState, open_store
 from tests.delegation.conftest import DEADLINE, Rig
 

@@ -21,13 +21,13 @@ from conductor.flow import Delegated, TaskContext, linear, task
 from conductor.registry import Registry
 from conductor.testing import wait_until
 from jobboard.board import JobBoard
-from jobboard.connect import digest_acl
-from jobboard.context import same_acl
 from jobboard.errors import AclMismatch
 from jobboard.model import JobState
+from jobboard.protocol.context import same_acl
 from jobboard.recipes import Intents
 from jobboard.testing.nodes import wait_for_node
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
+from jobboard.zk.connect import digest_acl
 from persistence import AtomState
 from tests.delegation.conftest import DEADLINE, Rig
 from tests.fixtures.zookeeper import ZkClientFactory

@@ -21,7 +21,7 @@ from conductor.registry import Registry
 from jobboard.board import JobBoard
 from jobboard.model import JobState
 from jobboard.testing.nodes import wait_for_node
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker" / "docker-compose.yml"

@@ -21,7 +21,7 @@ from jobboard.recipes import (
     parked_deadlines,
     parse_intent,
 )
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from tests.jobboard.conftest import BoardFactory, expire_session, wait_until
 
 DEADLINE = 30.0

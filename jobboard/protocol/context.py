@@ -33,11 +33,11 @@ from kazoo.exceptions import (
 )
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, make_digest_acl_credential
 
-from jobboard.connect import redact_digest_ids
 from jobboard.errors import AclMismatch, BoardError, BoardUnavailable, NotAuthorized
-from jobboard.events import EventDispatcher
-from jobboard.naming import BoardPaths
-from jobboard.session import SessionTracker
+from jobboard.protocol.events import EventDispatcher
+from jobboard.protocol.naming import BoardPaths
+from jobboard.zk.connect import redact_digest_ids
+from jobboard.zk.session import SessionTracker
 
 T = TypeVar("T")
 P = ParamSpec("P")
