@@ -19,19 +19,13 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from conductor import jobfields
 from jobboard.board import JobBoard
 from jobboard.errors import BoardUnavailable
-from jobboard.recipes import MonotonicField, int_field
+from jobboard.recipes import MonotonicField
 from persistence.records import Ownership
 
-SETTLED = "settled_attempts"
-"""Job document field: attempts up to this one ended without their owner dying."""
-
 log = logging.getLogger(__name__)
-
-
-def settled(document: dict[str, Any]) -> int:
-    return int_field(document, SETTLED)
 
 
 def settle(board: JobBoard, job_id: str, attempt: int, *, until: float,
@@ -46,7 +40,7 @@ def settle(board: JobBoard, job_id: str, attempt: int, *, until: float,
     is an earlier incarnation's (a restored job counts from 0 again: `attempts` below
     `attempt`), or when the deadline passed.
     """
-    field = MonotonicField(board, job_id, SETTLED, ceiling="attempts")
+    field = MonotonicField(board, job_id, jobfields.SETTLED_ATTEMPTS, ceiling=jobfields.ATTEMPTS)
     try:
         return field.raise_to(attempt, until=until, stopping=stopping)
     except BoardUnavailable as exc:

@@ -28,10 +28,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from conductor import jobfields
 from conductor.daemon import crashes
 from conductor.daemon.services import Services
-from conductor.delegation.callbacks import COMPLETION_FIELD
-from conductor.delegation.keeper import DEADLINE_FIELD
 from conductor.engine.control import RunControl
 from conductor.engine.dispatch import TaskNotSendable
 from conductor.engine.graph import CompiledFlow
@@ -86,7 +85,7 @@ class JobRun:
         # An adapter, not a child logger per job: loggers are never freed.
         self.log = JobLog(services.log.getChild("job"), {"job": claim.job_id})
         self._runner: Runner | None = None
-        self._completion_marker = claim.document.get(COMPLETION_FIELD)
+        self._completion_marker = jobfields.completion_marker(claim.document)
         self._crashed = False  # ended as a crash on purpose (an unexpected error here)
 
     # -- the steps ----------------------------------------------------------------------
@@ -106,14 +105,13 @@ class JobRun:
             flow, execution = self._prepare()
             if execution.state.finished:
                 return self._complete(self._outcome_of(execution))
-            if self.document.get("cancel"):
+            if jobfields.cancel_requested(self.document):
                 self.control.cancel()
-            floor = self.document.get(DEADLINE_FIELD)
             self._runner = Runner(
                 services.store, flow, execution, self.claim.epoch,
                 dispatcher=services.dispatcher, control=self.control,
                 callback_url=services.callback_url,
-                deadline_floor=float(floor) if isinstance(floor, (int, float)) else None)
+                deadline_floor=jobfields.deadline_passed(self.document))
             return self._conclude(self._runner.run())
         except _Finished as finished:
             return finished.end
@@ -136,7 +134,8 @@ class JobRun:
         the claim's epoch (created and taken over in one transaction). A resumed execution
         keeps the flow version it started with."""
         store, registry = self.services.store, self.services.registry
-        flow_name, inputs = str(self.document["flow"]), self.document["inputs"]
+        flow_name = str(self.document[jobfields.FLOW])
+        inputs = self.document[jobfields.INPUTS]
         self._check_crashes_before_building()
         flow = self._resolve(flow_name, inputs, None)
         try:
@@ -181,8 +180,9 @@ class JobRun:
         if count < 1:
             return
         done = sum(1 for atom in execution.atoms.values() if atom.state is AtomState.SUCCESS)
-        if done > int(self.document.get("progress", 0)):
-            self._update_document({crashes.SETTLED: self._attempts() - 1, "progress": done})
+        if done > jobfields.progress(self.document):
+            self._update_document({jobfields.SETTLED_ATTEMPTS: self._attempts() - 1,
+                                   jobfields.PROGRESS: done})
             return
         limit = self.services.policy.max_crashes
         if count >= limit:
@@ -217,7 +217,7 @@ class JobRun:
         """Owners before this one that died holding the job since it last ended a claim
         cleanly, made progress, or lost its claim and lived on. The board counts claims in
         `attempts`; conductors record in `settled_attempts` the last such attempt."""
-        return self._attempts() - 1 - crashes.settled(self.document)
+        return self._attempts() - 1 - jobfields.settled_attempts(self.document)
 
     def _confirmed_crashes(self, execution: ExecutionRecord | None, counted: int) -> int:
         """Before dead-lettering: the count once late news is in. An owner that lost its claim
@@ -231,9 +231,10 @@ class JobRun:
         except BoardError as exc:
             self.log.warning("could not check the job's earlier owners, giving it back: %s", exc)
             raise _Finished(self._release(backoff=True)) from None
-        if fresh.get("attempts") == self._attempts() and crashes.settled(fresh) > \
-                crashes.settled(self.document):
-            self.document = {**self.document, crashes.SETTLED: crashes.settled(fresh)}
+        if fresh.get(jobfields.ATTEMPTS) == self._attempts() and \
+                jobfields.settled_attempts(fresh) > jobfields.settled_attempts(self.document):
+            self.document = {**self.document,
+                             jobfields.SETTLED_ATTEMPTS: jobfields.settled_attempts(fresh)}
             counted = self._crashes()
             if counted < max(1, self.services.policy.max_crashes):
                 return counted
@@ -247,7 +248,7 @@ class JobRun:
                               owner.owner)
                 attempt = self._attempts() - 1 - newer
                 crashes.settle(board, self.job_id, attempt, until=time.monotonic() + 10.0)
-                self.document = {**self.document, crashes.SETTLED: attempt}
+                self.document = {**self.document, jobfields.SETTLED_ATTEMPTS: attempt}
                 return newer
         return counted
 
@@ -292,7 +293,8 @@ class JobRun:
         return JobEnd.ABANDONED
 
     def _release(self, *, backoff: bool = False, crashed: bool = False) -> JobEnd:
-        updates = None if crashed else {crashes.SETTLED: self._attempts()}
+        updates = None if crashed else jobfields.updates(
+            {jobfields.SETTLED_ATTEMPTS: self._attempts()})
         if backoff:
             delay = self.services.backoff.hold(self.job_id)
             self.log.info("leaving the job alone here for %.1f s", delay)
@@ -301,26 +303,27 @@ class JobRun:
         return JobEnd.ABANDONED
 
     def _decline(self, why: str) -> JobEnd:
-        declines = int(self.document.get("declines", 0)) + 1
+        declines = jobfields.declines(self.document) + 1
         limit = self.services.policy.max_declines
         if declines >= limit:
             return self._trash(f"declined {declines} times (max_declines={limit}); last: {why}")
         delay = self.services.backoff.hold(self.job_id)
         self.log.warning("declining the job (%s); not retrying it here for %.1f s", why, delay)
-        updates = {"declines": declines, crashes.SETTLED: self._attempts()}
+        updates = jobfields.updates({jobfields.DECLINES: declines,
+                                     jobfields.SETTLED_ATTEMPTS: self._attempts()})
         if self._board_op(lambda: self.services.board.release(self.claim, updates)):
             return JobEnd.DECLINED
         return JobEnd.ABANDONED
 
     def _park(self, result: RunResult) -> JobEnd:
         until = result.park_until
-        updates = {crashes.SETTLED: self._attempts()}
+        updates = jobfields.updates({jobfields.SETTLED_ATTEMPTS: self._attempts()})
         if not self._board_op(lambda: self.services.board.park(self.claim, until, updates)):
             return JobEnd.ABANDONED
         self.log.info("parked until its delegated tasks complete%s",
                       "" if until is None else f" (deadline {time.ctime(until)})")
         why = None
-        if self.control.cancelled or self.claim.document.get("cancel"):
+        if self.control.cancelled or jobfields.cancel_requested(self.claim.document):
             why = "a cancel was requested while parking"  # the park carried it; nobody else wakes
         elif self._completed_meanwhile(result):
             why = "a delegation was completed while parking"
@@ -350,7 +353,7 @@ class JobRun:
         return JobEnd.ABANDONED
 
     def _attempts(self) -> int:
-        return int(self.document.get("attempts", 1))
+        return jobfields.attempts(self.document)
 
     def _settle_lost_claim(self) -> None:
         """The claim ended without this conductor ending it (its session expired, or a newer
@@ -362,10 +365,10 @@ class JobRun:
                           stopping=lambda: self.control.stop_requested):
             self.log.info("recorded that claim %d of the job ended without a crash", attempt)
 
-    def _update_document(self, updates: dict[str, Any]) -> None:
+    def _update_document(self, fields: jobfields.JobFields) -> None:
         try:
-            self.services.board.update(self.job_id, updates)
-            self.document = {**self.document, **updates}
+            self.services.board.update(self.job_id, jobfields.updates(fields))
+            self.document = {**self.document, **fields}
         except BoardError as exc:
             self.log.warning("could not record progress on the board: %s", exc)
 
@@ -402,9 +405,9 @@ class JobRun:
         if kind == "lost":
             self.control.abort()
         elif kind == "changed":
-            if claim.document.get("cancel"):
+            if jobfields.cancel_requested(claim.document):
                 self.control.cancel()
-            marker = claim.document.get(COMPLETION_FIELD)
+            marker = jobfields.completion_marker(claim.document)
             if marker != self._completion_marker:
                 self._completion_marker = marker
                 runner = self._runner

@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from conductor import jobfields
 from conductor.delegation import tokens
 from conductor.delegation.errors import (
     AttemptSuperseded,
@@ -47,9 +48,6 @@ from persistence.store import ExecutionStore
 
 log = logging.getLogger("conductor.delegation")
 
-COMPLETION_FIELD = "delegation_completed"
-"""Job document field a completion sets on a job that is not parked: its holder is notified
-("changed") and reads the delegation rows again."""
 MAX_ERROR_CHARS = 8000
 _NUDGE_TRIES = 6
 _OUTCOME_STATES = frozenset({AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTING,
@@ -191,7 +189,7 @@ def nudge(board: JobBoard, job_id: str, marker: str) -> str:
         except InvalidJob:
             return "gone"  # its parked entry was garbage: dead-lettered with the reason
         try:
-            job = board.update(job_id, {COMPLETION_FIELD: marker})
+            job = board.update(job_id, jobfields.updates({jobfields.COMPLETION: marker}))
         except JobNotFound:
             if _finished(board, job_id):
                 return "gone"

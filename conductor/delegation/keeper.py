@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from conductor import jobfields
 from conductor.delegation.callbacks import nudge
 from conductor.delegation.keeperview import KeeperView, Work
 from jobboard.board import JobBoard
@@ -38,9 +39,6 @@ from jobboard.recipes import Election, FolderWatch, Intents, parked_deadlines
 
 log = logging.getLogger("conductor.delegation.keeper")
 
-DEADLINE_FIELD = "deadline_passed"
-"""Job document field the keeper sets when it wakes a job for a deadline: the deadline it
-judged passed (the runner counts delegation deadlines up to it as passed, whatever its clock)."""
 RETRY_DELAY = 1.0
 MAX_RETRY_DELAY = 30.0
 
@@ -183,7 +181,8 @@ class DeadlineKeeper:
                      intent.job_id, state)
         for job_id, until in work.due:
             try:
-                woken = self.board.wake(job_id, {DEADLINE_FIELD: until})
+                passed = jobfields.updates({jobfields.DEADLINE_PASSED: until})
+                woken = self.board.wake(job_id, passed)
             except BoardUnavailable as exc:
                 log.warning("could not wake job %s for its deadline: %s", job_id, exc)
                 self.view.retry_due(job_id, until, self.clock())

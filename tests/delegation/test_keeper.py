@@ -16,8 +16,8 @@ from kazoo.exceptions import NoAuthError, NoNodeError
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from conductor.delegation import DeadlineKeeper, nudge
-from conductor.delegation.keeper import DEADLINE_FIELD
 from conductor.flow import Delegated, TaskContext, linear, task
+from conductor.jobfields import DEADLINE_PASSED
 from conductor.registry import Registry
 from conductor.testing import wait_until
 from jobboard.board import JobBoard
@@ -93,7 +93,7 @@ def test_a_passed_deadline_wakes_the_job(zk_server: ZooKeeperServers, zk_root: s
         soon = parked_job(board, until)
         wait_for_node(board.client, f"{zk_root}/jobs/{soon}", DEADLINE)
         woken = board.get(soon)
-        assert woken.document is not None and woken.document[DEADLINE_FIELD] == until
+        assert woken.document is not None and woken.document[DEADLINE_PASSED] == until
         assert time.time() >= until
         assert board.get(far).state is JobState.PARKED
         assert board.get(forever).state is JobState.PARKED
