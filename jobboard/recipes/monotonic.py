@@ -5,7 +5,6 @@ a late writer cannot undo a newer one's.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
 READ_TIMEOUT = 10.0
 """Seconds one read or write may wait for ZooKeeper before it is retried."""
 
-log = logging.getLogger(__name__)
 
 
 def int_field(document: dict[str, Any], field: str) -> int:
