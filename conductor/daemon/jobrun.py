@@ -10,10 +10,10 @@ of: complete, release (with backoff), park, trash, or abandoned because it was a
 Failure policy: a job whose flow this conductor lacks is declined (released with backoff; dead-
 lettered after `max_declines`); a flow that fails to import (a rolling deploy) or a database or
 ZooKeeper outage releases the job with backoff and is neither a decline nor a crash; a job whose
-last `max_crashes` owners died holding it, with no task succeeding in between, is dead-lettered.
-An owner that lost its claim but lives on records that on the job (`crashes.settle`), and the
-owner that would dead-letter a job first checks that its earlier owners are really gone
-(`crashes.alive`): see conductor/daemon/crashes.py.
+last `max_crashes` owners died holding it, with no task succeeding in between, is dead-lettered
+(the rule, with its count and alive check, is `crashes.CrashPolicy`; JobRun acts on its verdict).
+An owner that lost its claim but lives on records that on the job (`crashes.settle`). The
+outcome a completed job carries is built by conductor/daemon/outcome.py.
 
 Delegations: a "changed" notification carrying a new completion marker makes the runner read
 its delegation rows at once; after parking, the rows are read once more and the job is woken
@@ -30,6 +30,7 @@ from typing import Any
 
 from conductor import jobfields
 from conductor.daemon import crashes
+from conductor.daemon.outcome import job_outcome
 from conductor.daemon.services import Services
 from conductor.engine.control import RunControl
 from conductor.engine.dispatch import TaskNotSendable
@@ -39,9 +40,8 @@ from conductor.registry import InvalidInputs, RegistryError, UnknownFlow
 from jobboard.errors import BoardError, BoardUnavailable, ClaimConflict, ClaimLost
 from jobboard.model import Claim
 from persistence.errors import Fenced, PersistenceError, StoreUnavailable
-from persistence.records import AtomState, ExecutionRecord
+from persistence.records import ExecutionRecord, Failure
 
-OUTCOME_TRACEBACK_CHARS = 4000
 SETTLE_FOR = 60.0
 """Seconds an owner that lost its claim keeps trying to record that it did not crash."""
 
@@ -87,6 +87,8 @@ class JobRun:
         self._runner: Runner | None = None
         self._completion_marker = jobfields.completion_marker(claim.document)
         self._crashed = False  # ended as a crash on purpose (an unexpected error here)
+        self.crash_policy = crashes.CrashPolicy(services.board, services.store,
+                                                services.policy.max_crashes, self.log)
 
     # -- the steps ----------------------------------------------------------------------
     def run(self) -> JobEnd:
@@ -104,7 +106,8 @@ class JobRun:
         try:
             flow, execution = self._prepare()
             if execution.state.finished:
-                return self._complete(self._outcome_of(execution))
+                return self._complete(execution.state.value, execution.id, execution.result,
+                                      execution.failure)
             if jobfields.cancel_requested(self.document):
                 self.control.cancel()
             self._runner = Runner(
@@ -173,95 +176,39 @@ class JobRun:
             end = self._trash(f"flow {flow_name!r} raised while being built: {exc!r}")
             raise _Finished(end) from exc
 
-    def _check_crashes(self, execution: ExecutionRecord) -> None:
-        """Dead-letter a poison pill: a job whose last owners all died holding it, with no
-        task succeeding in between. Progress since the last claim resets the count."""
-        count = self._crashes()
-        if count < 1:
-            return
-        done = sum(1 for atom in execution.atoms.values() if atom.state is AtomState.SUCCESS)
-        if done > jobfields.progress(self.document):
+    def _check_crashes(self, execution: ExecutionRecord | None) -> None:
+        """Apply the poison-pill rule (crashes.CrashPolicy) to this claim: record progress
+        (which resets the count), or dead-letter a job whose last owners all died holding it."""
+        try:
+            verdict = self.crash_policy.judge(self.job_id, self.claim.epoch, self.document,
+                                              execution)
+        except BoardError as exc:
+            self.log.warning("could not check the job's earlier owners, giving it back: %s", exc)
+            raise _Finished(self._release(backoff=True)) from None
+        self.document = verdict.document
+        if verdict.progress is not None:
             self._update_document({jobfields.SETTLED_ATTEMPTS: self._attempts() - 1,
-                                   jobfields.PROGRESS: done})
-            return
-        limit = self.services.policy.max_crashes
-        if count >= limit:
-            count = self._confirmed_crashes(execution, count)
-        if count >= limit:
-            raise _Finished(self._trash(
-                f"{count} owners in a row died holding this job without any task succeeding "
-                f"(max_crashes={limit}); last owners ran it on execution {execution.id}"))
+                                   jobfields.PROGRESS: verdict.progress})
+        elif verdict.poison is not None:
+            raise _Finished(self._trash(verdict.poison))
 
     def _check_crashes_before_building(self) -> None:
         """The same check, at the threshold only, before the flow is built: a job whose flow
         kills the process while being built (inputs that exhaust memory, a crashing native
         extension) never gets an execution opened, so the check after opening never runs."""
-        limit = self.services.policy.max_crashes
-        if self._crashes() < limit:
+        if not self.crash_policy.at_threshold(self.document):
             return
         try:
-            execution = self.services.store.find_by_job(self.job_id)
-            if execution is not None:
-                self._check_crashes(execution)
-                return
+            self._check_crashes(self.services.store.find_by_job(self.job_id))
         except StoreUnavailable as exc:  # an outage is never a reason to dead-letter
             self.log.warning("database unavailable, giving the job back: %s", exc)
             raise _Finished(self._release(backoff=True)) from None
-        count = self._confirmed_crashes(None, self._crashes())
-        if count >= limit:
-            raise _Finished(self._trash(
-                f"{count} owners in a row died holding this job before any execution of it "
-                f"was opened, i.e. while building its flow (max_crashes={limit})"))
-
-    def _crashes(self) -> int:
-        """Owners before this one that died holding the job since it last ended a claim
-        cleanly, made progress, or lost its claim and lived on. The board counts claims in
-        `attempts`; conductors record in `settled_attempts` the last such attempt."""
-        return self._attempts() - 1 - jobfields.settled_attempts(self.document)
-
-    def _confirmed_crashes(self, execution: ExecutionRecord | None, counted: int) -> int:
-        """Before dead-lettering: the count once late news is in. An owner that lost its claim
-        records that after the fact (it may not have yet: read the job again), and an owner
-        alive right now did not die holding the job. The count runs from the newest claim back
-        to the first owner proven alive; that one is recorded as settled."""
-        board = self.services.board
-        try:
-            fresh = board.get(self.job_id).document or {}
-            members = board.members("conductors")
-        except BoardError as exc:
-            self.log.warning("could not check the job's earlier owners, giving it back: %s", exc)
-            raise _Finished(self._release(backoff=True)) from None
-        if fresh.get(jobfields.ATTEMPTS) == self._attempts() and \
-                jobfields.settled_attempts(fresh) > jobfields.settled_attempts(self.document):
-            self.document = {**self.document,
-                             jobfields.SETTLED_ATTEMPTS: jobfields.settled_attempts(fresh)}
-            counted = self._crashes()
-            if counted < max(1, self.services.policy.max_crashes):
-                return counted
-        if execution is None:  # no owner got as far as opening it: none left its identity
-            return counted
-        earlier = [o for o in self.services.store.owners(execution.id)
-                   if o.epoch < self.claim.epoch][-counted:]
-        for newer, owner in enumerate(reversed(earlier)):
-            if crashes.alive(owner, members):
-                self.log.info("earlier owner %s is alive: it lost its claim, it did not crash",
-                              owner.owner)
-                attempt = self._attempts() - 1 - newer
-                crashes.settle(board, self.job_id, attempt, until=time.monotonic() + 10.0)
-                self.document = {**self.document, jobfields.SETTLED_ATTEMPTS: attempt}
-                return newer
-        return counted
 
     # -- ending -------------------------------------------------------------------------
     def _conclude(self, result: RunResult) -> JobEnd:
         if result.state in (RunState.SUCCESS, RunState.REVERTED, RunState.FAILED):
-            outcome: dict[str, Any] = {"state": result.state.value,
-                                       "execution": result.execution_id}
-            if result.state is RunState.SUCCESS:
-                outcome["result"] = result.result
-            if result.failure is not None:
-                outcome["failure"] = _failure_json(result.failure.to_json())
-            return self._complete(outcome)
+            return self._complete(result.state.value, result.execution_id, result.result,
+                                  result.failure)
         if result.state is RunState.SUSPENDED:
             return self._release()
         if result.state is RunState.PARKED:
@@ -276,17 +223,10 @@ class JobRun:
             self.log.info("abandoned the job (%s)", result.reason)
         return JobEnd.ABANDONED
 
-    def _outcome_of(self, execution: ExecutionRecord) -> dict[str, Any]:
-        outcome: dict[str, Any] = {"state": execution.state.value, "execution": execution.id}
-        if execution.state.value == "SUCCESS":
-            outcome["result"] = execution.result
-        if execution.failure is not None:
-            outcome["failure"] = _failure_json(execution.failure.to_json())
-        return outcome
-
-    def _complete(self, outcome: dict[str, Any]) -> JobEnd:
-        outcome["conductor"] = self.services.name
-        outcome["finished_at"] = time.time()
+    def _complete(self, state: str, execution_id: str, result: Any,
+                  failure: Failure | None) -> JobEnd:
+        outcome = job_outcome(state, execution_id, result=result, failure=failure,
+                              conductor=self.services.name, finished_at=time.time())
         if self._board_op(lambda: self.services.board.complete(self.claim, outcome)):
             self.log.info("completed: %s", outcome["state"])
             return JobEnd.COMPLETED
@@ -414,11 +354,3 @@ class JobRun:
                 if runner is not None:
                     runner.notify_delegations()
 
-
-def _failure_json(failure: dict[str, str]) -> dict[str, str]:
-    """A failure for the board's outcome: the traceback trimmed to its end (the database
-    keeps it whole)."""
-    text = failure.get("traceback", "")
-    if len(text) > OUTCOME_TRACEBACK_CHARS:
-        failure = {**failure, "traceback": "..." + text[-OUTCOME_TRACEBACK_CHARS:]}
-    return failure
