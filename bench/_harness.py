@@ -28,8 +28,9 @@ from kazoo.client import KazooClient  # noqa: E402
 from sqlalchemy import make_url  # noqa: E402
 
 from conductor.testing import ConductorProcess, wait_until  # noqa: E402
-from jobboard.documents import encode_job, new_job_document  # noqa: E402
-from jobboard.naming import JobIdGenerator  # noqa: E402
+from jobboard.board import JobBoard  # noqa: E402
+from jobboard.protocol.documents import encode_job, new_job_document  # noqa: E402
+from jobboard.protocol.naming import JobIdGenerator  # noqa: E402
 from persistence import migrate  # noqa: E402
 
 POSTGRES_ADMIN = os.environ.get("ZKC_BENCH_POSTGRES",
@@ -129,13 +130,13 @@ class Fleet:
         self.zk, self.root, self.db, self.log_dir = zk, root, db, log_dir
         self.processes: list[ConductorProcess] = []
 
-    def start(self, name: str, client: KazooClient, *, wait: bool = True,
+    def start(self, name: str, board: JobBoard, *, wait: bool = True,
               **options: Any) -> ConductorProcess:
         process = ConductorProcess(name, zk=self.zk, root=self.root, db=self.db,
                                    log_dir=self.log_dir, **options).start()
         self.processes.append(process)
         if wait:
-            process.wait_registered(client, timeout=60)
+            process.wait_registered(board, timeout=60)
         return process
 
     def stop(self) -> None:

@@ -43,9 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kazoo.client import KazooClient
 
 from jobboard.board import JobBoard
-from jobboard.documents import encode_job, new_job_document
-from jobboard.naming import JobIdGenerator
-from jobboard.zkserver import ZooKeeperServers, four_letter_word
+from jobboard.protocol.documents import encode_job, new_job_document
+from jobboard.protocol.naming import JobIdGenerator
+from jobboard.testing.zkserver import ZooKeeperServers, four_letter_word
 
 REPEATS = 5
 RAW_CREATES = 2000

@@ -45,7 +45,8 @@ import _harness as h
 import psutil
 
 from conductor.ledger import read_ledger
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.board import JobBoard
+from jobboard.testing.zkserver import ZooKeeperServers
 
 SMALL_REPEATS = 3  # runs of each 1,000-job case (median): the machine is shared
 MAX_JOBS = 16
@@ -87,19 +88,19 @@ def drain(zk: str, zk_pid: int, db: str, work: Path, count: int, conductors: int
     """(jobs/s from first claim to last completion, peak RSS in bytes if sampled else 0)."""
     root = f"/drain-{uuid.uuid4().hex[:8]}"
     ledger = work / f"{root[1:]}.jsonl"
-    with h.kazoo(zk) as client:
+    with h.kazoo(zk) as client, JobBoard.connect(zk, root) as board:
         jobs = h.post_steps(client, root, count, steps=1, seconds=0.0, ledger=ledger)
         first_claim: list[float] = []
         client.get_children(f"{root}/claims",
                             watch=lambda event: first_claim.append(time.time()))
         with h.Fleet(zk, root, db, work) as fleet:
-            procs = [fleet.start(f"d{i}", client, wait=False, max_jobs=max_jobs,
+            procs = [fleet.start(f"d{i}", board, wait=False, max_jobs=max_jobs,
                                  session_timeout=10.0)
                      for i in range(conductors)]
             profilers = [profile_process(p.pid, profile / f"{root[1:]}-{p.name}.txt")
                          for p in procs] if profile else []
             for process in procs:
-                process.wait_registered(client, timeout=60)
+                process.wait_registered(board, timeout=60)
             cpu_before = [cpu_seconds(p.pid) for p in procs]
             zk_before = cpu_seconds(zk_pid)
             peak = 0
@@ -147,9 +148,8 @@ def profile_process(pid: int, output: Path) -> subprocess.Popen[bytes]:
 
 def idle_rss(zk: str, db: str, work: Path) -> int:
     root = f"/idle-{uuid.uuid4().hex[:8]}"
-    with h.kazoo(zk) as client, h.Fleet(zk, root, db, work) as fleet:
-        h.ensure_board(client, root)
-        process = fleet.start("idle", client, max_jobs=MAX_JOBS, session_timeout=10.0)
+    with JobBoard.connect(zk, root) as board, h.Fleet(zk, root, db, work) as fleet:
+        process = fleet.start("idle", board, max_jobs=MAX_JOBS, session_timeout=10.0)
         time.sleep(2.0)  # scenario: let it sit idle a while before measuring
         return int(psutil.Process(process.pid).memory_info().rss)
 

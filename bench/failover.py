@@ -45,7 +45,7 @@ import _harness as h
 from conductor.ledger import read_ledger
 from conductor.testing import ConductorProcess, wait_until
 from jobboard.board import JobBoard
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import open_store
 
 TICK_MS = 100
@@ -87,7 +87,7 @@ class Scenario:
     def add_conductor(self) -> ConductorProcess:
         self.started += 1
         return self.fleet.start(
-            f"c{self.started}", self.board.client, max_jobs=1,
+            f"c{self.started}", self.board, max_jobs=1,
             session_timeout=self.session_timeout, grace=30.0,
             extra_args=("--max-crashes", "1000"))
 

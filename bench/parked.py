@@ -39,7 +39,7 @@ from conductor.delegation import Callbacks  # noqa: E402
 from conductor.ledger import read_ledger  # noqa: E402
 from conductor.testing import ConductorProcess, wait_until  # noqa: E402
 from jobboard.board import JobBoard  # noqa: E402
-from jobboard.zkserver import ZooKeeperServers, four_letter_word  # noqa: E402
+from jobboard.testing.zkserver import ZooKeeperServers, four_letter_word  # noqa: E402
 from persistence import migrate, open_store  # noqa: E402
 
 JOBS = 1000
@@ -96,7 +96,7 @@ class Watched:
             name, zk=servers.connect_string, root=root, db=db, log_dir=work,
             flows=("conductor.demo", str(counter)), max_jobs=max_jobs,
             session_timeout=SESSION_TIMEOUT, env={"ZKC_REQUEST_LOG": str(self.log)}).start()
-        self.process.wait_registered(board.client)
+        self.process.wait_registered(board)
         member = next(m for m in board.members("conductors") if m["id"] == name)
         self.session = str(member["session"])
         self.psutil = psutil.Process(self.process.pid)

@@ -9,7 +9,6 @@ files the demo flows and `--task-ledger` append to.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,10 +17,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from kazoo.client import KazooClient
-from kazoo.protocol.states import WatchedEvent
+from jobboard.recipes import MemberWatch
+
+if TYPE_CHECKING:
+    from jobboard.board import JobBoard
 
 T = TypeVar("T")
 
@@ -41,25 +42,6 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str,
         if time.monotonic() >= deadline:
             raise ConditionTimeout(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
-
-
-def wait_for_node(client: KazooClient, path: str, timeout: float, *,
-                  gone: bool = False) -> None:
-    """Block until `path` exists (or, with gone=True, no longer exists), watch-driven."""
-    deadline = time.monotonic() + timeout
-    while True:
-        changed = threading.Event()
-
-        def watcher(event: WatchedEvent, changed: threading.Event = changed) -> None:
-            changed.set()
-
-        present = client.exists(path, watch=watcher) is not None
-        if present != gone:
-            return
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not changed.wait(remaining):
-            state = "disappear" if gone else "appear"
-            raise ConditionTimeout(f"{path} did not {state} within {timeout:g} s")
 
 
 class ConductorProcess:
@@ -111,31 +93,33 @@ class ConductorProcess:
                                             env=self.env, start_new_session=True)
         return self
 
-    def wait_registered(self, client: KazooClient, timeout: float = 30.0) -> None:
-        """Block until this process's presence node exists (it is claiming from then on)."""
-        path = f"{self.root}/conductors/{self.name}"
+    def wait_registered(self, board: JobBoard, timeout: float = 30.0) -> None:
+        """Block until this process's presence node exists (it is claiming from then on),
+        watched on `board` (which must be on this process's root)."""
+        if board.paths.root != self.root:
+            raise ValueError(f"board root {board.paths.root} is not conductor {self.name}'s "
+                             f"root {self.root}")
+        registered = threading.Event()
+        given_up = threading.Event()
 
-        def registered() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(
-                    f"conductor {self.name} exited with {self.process.returncode}:\n"
-                    + self.log_tail())
-            try:
-                data, _ = client.get(path)
-            except Exception:
-                return False
-            return bool(json.loads(data).get("pid") == self.pid)
+        def changed(document: dict[str, Any] | None) -> bool:
+            if document is not None and document.get("pid") == self.pid:
+                registered.set()
+            return not (registered.is_set() or given_up.is_set())
 
+        MemberWatch(board, "conductors", self.name, changed)
         deadline = time.monotonic() + timeout
-        while not registered():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ConditionTimeout(f"conductor {self.name} did not register within "
-                                       f"{timeout:g} s:\n{self.log_tail()}")
-            try:
-                wait_for_node(client, path, min(remaining, 1.0))
-            except ConditionTimeout:
-                continue
+        try:
+            while not registered.wait(max(0.0, min(deadline - time.monotonic(), 1.0))):
+                if self.process is not None and self.process.poll() is not None:
+                    raise RuntimeError(
+                        f"conductor {self.name} exited with {self.process.returncode}:\n"
+                        + self.log_tail())
+                if time.monotonic() >= deadline:
+                    raise ConditionTimeout(f"conductor {self.name} did not register within "
+                                           f"{timeout:g} s:\n{self.log_tail()}")
+        finally:
+            given_up.set()
 
     @property
     def alive(self) -> bool:

@@ -3,12 +3,13 @@
 Knows nothing of SQL; never imports `conductor` or `persistence`. Producers need only this package.
 
 Entry points: `JobBoard.connect(hosts, root, credentials=..., tls=...)` (or `JobBoard(client)`),
-the `Claim` a conductor holds, the errors in `jobboard.errors`, and `jobboard.zkserver` to start
-real ZooKeeper servers for tests and development. See docs/jobboard.md.
+the `Claim` a conductor holds, the errors in `jobboard.errors`, the recipes in `jobboard.recipes`
+for components built on a board, and `jobboard.testing.zkserver` to start real ZooKeeper servers
+for tests and development. Inside: `jobboard.protocol` (the board's protocol, one module per
+concern) and `jobboard.zk` (kazoo extensions). See docs/jobboard.md.
 """
 
 from jobboard.board import JobBoard
-from jobboard.connect import TLSOptions, connect, digest_acl
 from jobboard.errors import (
     AclMismatch,
     AlreadyClaimed,
@@ -25,6 +26,7 @@ from jobboard.errors import (
     ZooKeeperTooOld,
 )
 from jobboard.model import BoardEvent, BoardEventKind, Claim, Job, JobState, Outcome
+from jobboard.zk.connect import TLSOptions, connect, digest_acl
 
 __all__ = [
     "AclMismatch",

@@ -17,22 +17,22 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.security import ACL, OPEN_ACL_UNSAFE
 
-from jobboard import lease
-from jobboard.admin import Admin
-from jobboard.claims import ClaimProtocol
-from jobboard.connect import TLSOptions, connect, redact_logger
-from jobboard.context import BoardContext, describe_acl, same_acl, translate_errors
 from jobboard.errors import AlreadyClaimed, ClaimConflict, InvalidInput, InvalidJob, JobNotFound
-from jobboard.events import BoardListener, EventDispatcher
-from jobboard.held import HeldClaims
 from jobboard.model import Claim, Job, Outcome
-from jobboard.naming import BoardPaths, check_name
-from jobboard.outcomes import Outcomes
-from jobboard.posting import Poster
-from jobboard.presence import Presence
-from jobboard.reading import Reader
-from jobboard.session import SessionTracker
-from jobboard.watching import BoardWatcher
+from jobboard.protocol.admin import Admin
+from jobboard.protocol.claims import ClaimProtocol
+from jobboard.protocol.context import BoardContext, describe_acl, same_acl, translate_errors
+from jobboard.protocol.events import BoardListener, EventDispatcher
+from jobboard.protocol.held import HeldClaims
+from jobboard.protocol.naming import BoardPaths, check_name
+from jobboard.protocol.outcomes import Outcomes
+from jobboard.protocol.posting import Poster
+from jobboard.protocol.presence import Presence
+from jobboard.protocol.reading import Reader
+from jobboard.protocol.watching import BoardWatcher
+from jobboard.zk import lease
+from jobboard.zk.connect import TLSOptions, connect, redact_logger
+from jobboard.zk.session import SessionTracker
 
 STAMPEDE_WIDTH = 8
 _SKIPPABLE = (AlreadyClaimed, JobNotFound, InvalidJob, ClaimConflict)
@@ -62,7 +62,7 @@ class JobBoard:
         repair_acls: bool = False,
     ) -> None:
         paths = BoardPaths(root)
-        lease.install(client)  # a no-op for clients made by jobboard.connect
+        lease.install(client)  # a no-op for clients made by jobboard.zk.connect
         redact_logger(client.logger)  # kazoo logs ACLs (digest hashes) at DEBUG
         acl = _board_acl(client, acl)
         events = EventDispatcher()
@@ -175,7 +175,7 @@ class JobBoard:
 
     def session_alive(self) -> bool:
         """True while the session is provably alive: connected, and a reply to one of our
-        sends arrived recently enough that the server cannot have expired it (jobboard.lease).
+        sends arrived recently enough that the server cannot have expired it (jobboard.zk.lease).
         Ask right before acting on a claim; False just after this process was stopped (SIGSTOP,
         GC pause) past its session timeout, even before kazoo notices."""
         return self._ctx.session.connected and lease.alive(self._ctx.client)

@@ -1,4 +1,6 @@
-"""Enforce the one direction of imports: conductor uses jobboard and persistence, never back.
+"""Enforce the one direction of imports: conductor uses jobboard and persistence, never back;
+and kazoo only in jobboard (conductor and persistence reach ZooKeeper through the board and its
+recipes, never through kazoo).
 
 Run by `make check`. Exits 1 naming every offending import.
 """
@@ -13,6 +15,8 @@ FORBIDDEN = {
     "jobboard": {"conductor", "persistence"},
     "persistence": {"conductor", "jobboard"},
 }
+KAZOO_FREE = ("conductor", "persistence")
+"""Packages that must not import kazoo (ZooKeeper is jobboard's business)."""
 
 
 def imported_packages(tree: ast.AST) -> list[tuple[int, str]]:
@@ -26,9 +30,22 @@ def imported_packages(tree: ast.AST) -> list[tuple[int, str]]:
     return found
 
 
+def kazoo_imports(root: Path) -> list[str]:
+    """Every import of kazoo outside jobboard (tests and benchmarks may use it directly)."""
+    errors = []
+    for package in KAZOO_FREE:
+        for path in sorted((root / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for line, name in imported_packages(tree):
+                if name == "kazoo":
+                    errors.append(f"{path.relative_to(root)}:{line}: {package} must not import "
+                                  "kazoo (use jobboard and jobboard.recipes)")
+    return errors
+
+
 def main() -> int:
     root = Path(__file__).resolve().parent.parent
-    errors = []
+    errors = kazoo_imports(root)
     for package, forbidden in FORBIDDEN.items():
         for path in sorted((root / package).rglob("*.py")):
             tree = ast.parse(path.read_text(), filename=str(path))

@@ -9,7 +9,6 @@ is plain data so the checker can be tested on crafted histories.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from conductor.ledger import read_ledger
 from jobboard.board import JobBoard
 from jobboard.errors import JobNotFound
 from jobboard.model import JobState
+from jobboard.recipes import outcome_entry
 from persistence.store import ExecutionStore
 
 # Kinds of chaos events (ChaosEvent.kind).
@@ -167,8 +167,7 @@ def _job_evidence(board: JobBoard, store: ExecutionStore, job_id: str) -> JobEvi
 
 def _read_outcome_entry(board: JobBoard, evidence: JobEvidence) -> None:
     """The outcome entry as stored (docs/jobboard.md: {job, outcome, completed_at, claim})."""
-    data, _ = board.client.get(board.paths.outcome(evidence.job))
-    entry = json.loads(data)
+    entry = outcome_entry(board, evidence.job)
     outcome, claim = entry.get("outcome"), entry.get("claim") or {}
     evidence.outcome = outcome if isinstance(outcome, dict) else None
     evidence.completed_at = _number(entry.get("completed_at"))

@@ -18,7 +18,7 @@ from conductor.chaos.evidence import (
     ChaosEvent,
 )
 from conductor.testing import ConductorProcess
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 
 
 class Fleet:

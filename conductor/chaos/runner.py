@@ -37,7 +37,7 @@ from conductor.config import prepare_db_url
 from conductor.registry import RegistryError
 from jobboard.board import JobBoard
 from jobboard.errors import BoardError, WaitTimeout
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import migrate, open_store
 
 log = logging.getLogger("conductor.chaos")
@@ -152,7 +152,7 @@ class ChaosRunner:
                 for _ in range(config.conductors):
                     fleet.start_conductor()
                 for process in fleet.processes:
-                    process.wait_registered(board.client, timeout=60)
+                    process.wait_registered(board, timeout=60)
                 self.say(f"{config.conductors} conductors up; posting {config.jobs} jobs of "
                          f"{config.flow}")
                 posted_at = time.time()

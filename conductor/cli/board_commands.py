@@ -7,6 +7,7 @@ import getpass
 import time
 from typing import Any
 
+from conductor import jobfields
 from conductor.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -83,7 +84,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "claimed_since": job.since,
         "epoch": job.epoch,
         "parked_until": job.until,
-        "cancel": document.get("cancel"),
+        "cancel": jobfields.cancel_request(document),
         "outcome": job.outcome,
         "reason": job.reason,
     }
@@ -123,7 +124,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             detail = None
             if job.state is JobState.PARKED:
                 detail = f"until {timestamp(job.until)}" if job.until else "until woken"
-            if document.get("cancel"):
+            if jobfields.cancel_requested(document):
                 detail = "cancel requested"
             rows.append((job.id, job.state.value, document.get("flow"), document.get("name"),
                          job.priority, owner, age(document.get("created_at"), now),
@@ -196,7 +197,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    request = {"cancel": {"at": time.time(), "by": getpass.getuser()}}
+    cancel: jobfields.CancelRequest = {"at": time.time(), "by": getpass.getuser()}
     with command_context(args) as ctx:
         job = ctx.board.get(args.job)
         if job.state in (JobState.COMPLETED, JobState.TRASHED):
@@ -205,10 +206,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         # write); a parked job is then woken so that a conductor claims it and reverts. If it
         # was parked or woken between the read and the write, the write still lands: a wake
         # carries the document over, and a holder that parks adopts the changed document.
+        request = jobfields.updates({jobfields.CANCEL: cancel})
         if ctx.board.update(args.job, request).state is JobState.PARKED:
             ctx.board.wake(args.job)  # False: someone else woke it, with the request in it
         if ctx.json:
-            emit_json({"job": args.job, "cancel": request["cancel"], "state": job.state.value})
+            emit_json({"job": args.job, "cancel": cancel, "state": job.state.value})
         else:
             print(f"{args.job}: cancel requested ({job.state.value.lower()})")
     return EXIT_OK

@@ -24,7 +24,7 @@ from conductor.cli.common import (
     parse_json_argument,
 )
 from conductor.testing import ConditionTimeout
-from jobboard.zkserver import ZooKeeperLaunchError
+from jobboard.testing.zkserver import ZooKeeperLaunchError
 
 DESCRIPTION = """\
 Run conductors under chaos and check the promises. Starts a 3-server ZooKeeper ensemble and

@@ -14,7 +14,6 @@ from typing import Any, NoReturn
 
 from conductor.config import ConfigError, Settings, load_settings, mask_url, prepare_db_url
 from jobboard.board import JobBoard
-from jobboard.connect import TLSOptions
 from jobboard.errors import (
     AclMismatch,
     BoardError,
@@ -23,6 +22,7 @@ from jobboard.errors import (
     JobNotFound,
     NotAuthorized,
 )
+from jobboard.zk.connect import TLSOptions
 from persistence import ExecutionStore, open_store
 from persistence.errors import PersistenceError, SchemaOutdated, StoreUnavailable
 

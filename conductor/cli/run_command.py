@@ -12,7 +12,6 @@ N, ...}. Logs stay text on stderr; an error before serving is the usual JSON err
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -20,6 +19,7 @@ import socket
 import sys
 import threading
 import time
+from typing import Any
 
 from conductor.cli.common import (
     EXIT_FAILED,
@@ -44,6 +44,7 @@ from conductor.engine.dispatch import Dispatcher, LocalDispatcher, ProcessDispat
 from conductor.ledger import LedgerDispatcher
 from conductor.registry import Registry, RegistryError
 from jobboard.board import JobBoard
+from jobboard.recipes import MemberWatch
 
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 _DONE_SIGNAL = signal.SIGUSR1  # the serving thread tells the main thread it has finished
@@ -95,19 +96,15 @@ def announce_when_registered(announcer: Announcer, board: JobBoard, member: str,
     """Announce "ready" once this process's presence node exists (watched, not polled)."""
     pid = os.getpid()
 
-    def changed(data: bytes | None, _stat: object) -> bool:
+    def changed(document: dict[str, Any] | None) -> bool:
         if announcer.ready or announcer.stopped:
             return False  # stop watching
-        try:
-            document = json.loads(data) if data else None
-        except ValueError:
-            document = None
-        if isinstance(document, dict) and document.get("pid") == pid:
+        if document is not None and document.get("pid") == pid:
             announcer.announce_ready(**fields)
             return False
         return True
 
-    board.client.DataWatch(board.paths.member("conductors", member), changed)
+    MemberWatch(board, "conductors", member, changed)
 
 
 def configure_logging(settings: Settings) -> None:

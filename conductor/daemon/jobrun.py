@@ -10,10 +10,10 @@ of: complete, release (with backoff), park, trash, or abandoned because it was a
 Failure policy: a job whose flow this conductor lacks is declined (released with backoff; dead-
 lettered after `max_declines`); a flow that fails to import (a rolling deploy) or a database or
 ZooKeeper outage releases the job with backoff and is neither a decline nor a crash; a job whose
-last `max_crashes` owners died holding it, with no task succeeding in between, is dead-lettered.
-An owner that lost its claim but lives on records that on the job (`crashes.settle`), and the
-owner that would dead-letter a job first checks that its earlier owners are really gone
-(`crashes.alive`): see conductor/daemon/crashes.py.
+last `max_crashes` owners died holding it, with no task succeeding in between, is dead-lettered
+(the rule, with its count and alive check, is `crashes.CrashPolicy`; JobRun acts on its verdict).
+An owner that lost its claim but lives on records that on the job (`crashes.settle`). The
+outcome a completed job carries is built by conductor/daemon/outcome.py.
 
 Delegations: a "changed" notification carrying a new completion marker makes the runner read
 its delegation rows at once; after parking, the rows are read once more and the job is woken
@@ -28,10 +28,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from conductor import jobfields
 from conductor.daemon import crashes
+from conductor.daemon.outcome import job_outcome
 from conductor.daemon.services import Services
-from conductor.delegation.callbacks import COMPLETION_FIELD
-from conductor.delegation.keeper import DEADLINE_FIELD
 from conductor.engine.control import RunControl
 from conductor.engine.dispatch import TaskNotSendable
 from conductor.engine.graph import CompiledFlow
@@ -40,9 +40,8 @@ from conductor.registry import InvalidInputs, RegistryError, UnknownFlow
 from jobboard.errors import BoardError, BoardUnavailable, ClaimConflict, ClaimLost
 from jobboard.model import Claim
 from persistence.errors import Fenced, PersistenceError, StoreUnavailable
-from persistence.records import AtomState, ExecutionRecord
+from persistence.records import ExecutionRecord, Failure
 
-OUTCOME_TRACEBACK_CHARS = 4000
 SETTLE_FOR = 60.0
 """Seconds an owner that lost its claim keeps trying to record that it did not crash."""
 
@@ -86,8 +85,10 @@ class JobRun:
         # An adapter, not a child logger per job: loggers are never freed.
         self.log = JobLog(services.log.getChild("job"), {"job": claim.job_id})
         self._runner: Runner | None = None
-        self._completion_marker = claim.document.get(COMPLETION_FIELD)
+        self._completion_marker = jobfields.completion_marker(claim.document)
         self._crashed = False  # ended as a crash on purpose (an unexpected error here)
+        self.crash_policy = crashes.CrashPolicy(services.board, services.store,
+                                                services.policy.max_crashes, self.log)
 
     # -- the steps ----------------------------------------------------------------------
     def run(self) -> JobEnd:
@@ -105,15 +106,15 @@ class JobRun:
         try:
             flow, execution = self._prepare()
             if execution.state.finished:
-                return self._complete(self._outcome_of(execution))
-            if self.document.get("cancel"):
+                return self._complete(execution.state.value, execution.id, execution.result,
+                                      execution.failure)
+            if jobfields.cancel_requested(self.document):
                 self.control.cancel()
-            floor = self.document.get(DEADLINE_FIELD)
             self._runner = Runner(
                 services.store, flow, execution, self.claim.epoch,
                 dispatcher=services.dispatcher, control=self.control,
                 callback_url=services.callback_url,
-                deadline_floor=float(floor) if isinstance(floor, (int, float)) else None)
+                deadline_floor=jobfields.deadline_passed(self.document))
             return self._conclude(self._runner.run())
         except _Finished as finished:
             return finished.end
@@ -136,7 +137,8 @@ class JobRun:
         the claim's epoch (created and taken over in one transaction). A resumed execution
         keeps the flow version it started with."""
         store, registry = self.services.store, self.services.registry
-        flow_name, inputs = str(self.document["flow"]), self.document["inputs"]
+        flow_name = str(self.document[jobfields.FLOW])
+        inputs = self.document[jobfields.INPUTS]
         self._check_crashes_before_building()
         flow = self._resolve(flow_name, inputs, None)
         try:
@@ -174,93 +176,39 @@ class JobRun:
             end = self._trash(f"flow {flow_name!r} raised while being built: {exc!r}")
             raise _Finished(end) from exc
 
-    def _check_crashes(self, execution: ExecutionRecord) -> None:
-        """Dead-letter a poison pill: a job whose last owners all died holding it, with no
-        task succeeding in between. Progress since the last claim resets the count."""
-        count = self._crashes()
-        if count < 1:
-            return
-        done = sum(1 for atom in execution.atoms.values() if atom.state is AtomState.SUCCESS)
-        if done > int(self.document.get("progress", 0)):
-            self._update_document({crashes.SETTLED: self._attempts() - 1, "progress": done})
-            return
-        limit = self.services.policy.max_crashes
-        if count >= limit:
-            count = self._confirmed_crashes(execution, count)
-        if count >= limit:
-            raise _Finished(self._trash(
-                f"{count} owners in a row died holding this job without any task succeeding "
-                f"(max_crashes={limit}); last owners ran it on execution {execution.id}"))
+    def _check_crashes(self, execution: ExecutionRecord | None) -> None:
+        """Apply the poison-pill rule (crashes.CrashPolicy) to this claim: record progress
+        (which resets the count), or dead-letter a job whose last owners all died holding it."""
+        try:
+            verdict = self.crash_policy.judge(self.job_id, self.claim.epoch, self.document,
+                                              execution)
+        except BoardError as exc:
+            self.log.warning("could not check the job's earlier owners, giving it back: %s", exc)
+            raise _Finished(self._release(backoff=True)) from None
+        self.document = verdict.document
+        if verdict.progress is not None:
+            self._update_document({jobfields.SETTLED_ATTEMPTS: self._attempts() - 1,
+                                   jobfields.PROGRESS: verdict.progress})
+        elif verdict.poison is not None:
+            raise _Finished(self._trash(verdict.poison))
 
     def _check_crashes_before_building(self) -> None:
         """The same check, at the threshold only, before the flow is built: a job whose flow
         kills the process while being built (inputs that exhaust memory, a crashing native
         extension) never gets an execution opened, so the check after opening never runs."""
-        limit = self.services.policy.max_crashes
-        if self._crashes() < limit:
+        if not self.crash_policy.at_threshold(self.document):
             return
         try:
-            execution = self.services.store.find_by_job(self.job_id)
-            if execution is not None:
-                self._check_crashes(execution)
-                return
+            self._check_crashes(self.services.store.find_by_job(self.job_id))
         except StoreUnavailable as exc:  # an outage is never a reason to dead-letter
             self.log.warning("database unavailable, giving the job back: %s", exc)
             raise _Finished(self._release(backoff=True)) from None
-        count = self._confirmed_crashes(None, self._crashes())
-        if count >= limit:
-            raise _Finished(self._trash(
-                f"{count} owners in a row died holding this job before any execution of it "
-                f"was opened, i.e. while building its flow (max_crashes={limit})"))
-
-    def _crashes(self) -> int:
-        """Owners before this one that died holding the job since it last ended a claim
-        cleanly, made progress, or lost its claim and lived on. The board counts claims in
-        `attempts`; conductors record in `settled_attempts` the last such attempt."""
-        return self._attempts() - 1 - crashes.settled(self.document)
-
-    def _confirmed_crashes(self, execution: ExecutionRecord | None, counted: int) -> int:
-        """Before dead-lettering: the count once late news is in. An owner that lost its claim
-        records that after the fact (it may not have yet: read the job again), and an owner
-        alive right now did not die holding the job. The count runs from the newest claim back
-        to the first owner proven alive; that one is recorded as settled."""
-        board = self.services.board
-        try:
-            fresh = board.get(self.job_id).document or {}
-            members = board.members("conductors")
-        except BoardError as exc:
-            self.log.warning("could not check the job's earlier owners, giving it back: %s", exc)
-            raise _Finished(self._release(backoff=True)) from None
-        if fresh.get("attempts") == self._attempts() and crashes.settled(fresh) > \
-                crashes.settled(self.document):
-            self.document = {**self.document, crashes.SETTLED: crashes.settled(fresh)}
-            counted = self._crashes()
-            if counted < max(1, self.services.policy.max_crashes):
-                return counted
-        if execution is None:  # no owner got as far as opening it: none left its identity
-            return counted
-        earlier = [o for o in self.services.store.owners(execution.id)
-                   if o.epoch < self.claim.epoch][-counted:]
-        for newer, owner in enumerate(reversed(earlier)):
-            if crashes.alive(owner, members):
-                self.log.info("earlier owner %s is alive: it lost its claim, it did not crash",
-                              owner.owner)
-                attempt = self._attempts() - 1 - newer
-                crashes.settle(board, self.job_id, attempt, until=time.monotonic() + 10.0)
-                self.document = {**self.document, crashes.SETTLED: attempt}
-                return newer
-        return counted
 
     # -- ending -------------------------------------------------------------------------
     def _conclude(self, result: RunResult) -> JobEnd:
         if result.state in (RunState.SUCCESS, RunState.REVERTED, RunState.FAILED):
-            outcome: dict[str, Any] = {"state": result.state.value,
-                                       "execution": result.execution_id}
-            if result.state is RunState.SUCCESS:
-                outcome["result"] = result.result
-            if result.failure is not None:
-                outcome["failure"] = _failure_json(result.failure.to_json())
-            return self._complete(outcome)
+            return self._complete(result.state.value, result.execution_id, result.result,
+                                  result.failure)
         if result.state is RunState.SUSPENDED:
             return self._release()
         if result.state is RunState.PARKED:
@@ -275,24 +223,18 @@ class JobRun:
             self.log.info("abandoned the job (%s)", result.reason)
         return JobEnd.ABANDONED
 
-    def _outcome_of(self, execution: ExecutionRecord) -> dict[str, Any]:
-        outcome: dict[str, Any] = {"state": execution.state.value, "execution": execution.id}
-        if execution.state.value == "SUCCESS":
-            outcome["result"] = execution.result
-        if execution.failure is not None:
-            outcome["failure"] = _failure_json(execution.failure.to_json())
-        return outcome
-
-    def _complete(self, outcome: dict[str, Any]) -> JobEnd:
-        outcome["conductor"] = self.services.name
-        outcome["finished_at"] = time.time()
+    def _complete(self, state: str, execution_id: str, result: Any,
+                  failure: Failure | None) -> JobEnd:
+        outcome = job_outcome(state, execution_id, result=result, failure=failure,
+                              conductor=self.services.name, finished_at=time.time())
         if self._board_op(lambda: self.services.board.complete(self.claim, outcome)):
             self.log.info("completed: %s", outcome["state"])
             return JobEnd.COMPLETED
         return JobEnd.ABANDONED
 
     def _release(self, *, backoff: bool = False, crashed: bool = False) -> JobEnd:
-        updates = None if crashed else {crashes.SETTLED: self._attempts()}
+        updates = None if crashed else jobfields.updates(
+            {jobfields.SETTLED_ATTEMPTS: self._attempts()})
         if backoff:
             delay = self.services.backoff.hold(self.job_id)
             self.log.info("leaving the job alone here for %.1f s", delay)
@@ -301,26 +243,27 @@ class JobRun:
         return JobEnd.ABANDONED
 
     def _decline(self, why: str) -> JobEnd:
-        declines = int(self.document.get("declines", 0)) + 1
+        declines = jobfields.declines(self.document) + 1
         limit = self.services.policy.max_declines
         if declines >= limit:
             return self._trash(f"declined {declines} times (max_declines={limit}); last: {why}")
         delay = self.services.backoff.hold(self.job_id)
         self.log.warning("declining the job (%s); not retrying it here for %.1f s", why, delay)
-        updates = {"declines": declines, crashes.SETTLED: self._attempts()}
+        updates = jobfields.updates({jobfields.DECLINES: declines,
+                                     jobfields.SETTLED_ATTEMPTS: self._attempts()})
         if self._board_op(lambda: self.services.board.release(self.claim, updates)):
             return JobEnd.DECLINED
         return JobEnd.ABANDONED
 
     def _park(self, result: RunResult) -> JobEnd:
         until = result.park_until
-        updates = {crashes.SETTLED: self._attempts()}
+        updates = jobfields.updates({jobfields.SETTLED_ATTEMPTS: self._attempts()})
         if not self._board_op(lambda: self.services.board.park(self.claim, until, updates)):
             return JobEnd.ABANDONED
         self.log.info("parked until its delegated tasks complete%s",
                       "" if until is None else f" (deadline {time.ctime(until)})")
         why = None
-        if self.control.cancelled or self.claim.document.get("cancel"):
+        if self.control.cancelled or jobfields.cancel_requested(self.claim.document):
             why = "a cancel was requested while parking"  # the park carried it; nobody else wakes
         elif self._completed_meanwhile(result):
             why = "a delegation was completed while parking"
@@ -350,7 +293,7 @@ class JobRun:
         return JobEnd.ABANDONED
 
     def _attempts(self) -> int:
-        return int(self.document.get("attempts", 1))
+        return jobfields.attempts(self.document)
 
     def _settle_lost_claim(self) -> None:
         """The claim ended without this conductor ending it (its session expired, or a newer
@@ -362,10 +305,10 @@ class JobRun:
                           stopping=lambda: self.control.stop_requested):
             self.log.info("recorded that claim %d of the job ended without a crash", attempt)
 
-    def _update_document(self, updates: dict[str, Any]) -> None:
+    def _update_document(self, fields: jobfields.JobFields) -> None:
         try:
-            self.services.board.update(self.job_id, updates)
-            self.document = {**self.document, **updates}
+            self.services.board.update(self.job_id, jobfields.updates(fields))
+            self.document = {**self.document, **fields}
         except BoardError as exc:
             self.log.warning("could not record progress on the board: %s", exc)
 
@@ -402,20 +345,12 @@ class JobRun:
         if kind == "lost":
             self.control.abort()
         elif kind == "changed":
-            if claim.document.get("cancel"):
+            if jobfields.cancel_requested(claim.document):
                 self.control.cancel()
-            marker = claim.document.get(COMPLETION_FIELD)
+            marker = jobfields.completion_marker(claim.document)
             if marker != self._completion_marker:
                 self._completion_marker = marker
                 runner = self._runner
                 if runner is not None:
                     runner.notify_delegations()
 
-
-def _failure_json(failure: dict[str, str]) -> dict[str, str]:
-    """A failure for the board's outcome: the traceback trimmed to its end (the database
-    keeps it whole)."""
-    text = failure.get("traceback", "")
-    if len(text) > OUTCOME_TRACEBACK_CHARS:
-        failure = {**failure, "traceback": "..." + text[-OUTCOME_TRACEBACK_CHARS:]}
-    return failure

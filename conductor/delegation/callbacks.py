@@ -8,7 +8,8 @@ Steps, in this order (docs/delegation.md explains why each is safe):
 2. find the delegation by the token's hash and compare in constant time (UnknownDelegation);
 3. refuse if already completed, if the task already has an outcome (TaskFinished), or if an
    error is sent with an attempt that was given up (AttemptSuperseded);
-4. record a completion intent in ZooKeeper (conductor.delegation.intents);
+4. record a completion intent in ZooKeeper (jobboard.recipes.Intents in `<root>/completions`:
+   a persistent node with an ephemeral `~live` twin of this process's session);
 5. compare-and-set the outcome into the delegation row: exactly once;
 6. wake the job if it is parked, else notify its holder through the job document (the running
    conductor applies the completion at once); a job no longer on the board needs nothing;
@@ -21,6 +22,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from conductor import jobfields
 from conductor.delegation import tokens
 from conductor.delegation.errors import (
     AttemptSuperseded,
@@ -28,12 +30,12 @@ from conductor.delegation.errors import (
     InvalidCompletion,
     TaskFinished,
 )
-from conductor.delegation.intents import CompletionIntents, Intent
 from conductor.flow.errors import Cancelled
 from conductor.flow.retry import type_name
 from jobboard.board import JobBoard
 from jobboard.errors import BoardError, BoardUnavailable, InvalidJob, JobNotFound
 from jobboard.model import JobState
+from jobboard.recipes.intents import Intent, Intents
 from persistence import jsonvalue
 from persistence.errors import (
     DelegationAlreadyCompleted,
@@ -46,9 +48,6 @@ from persistence.store import ExecutionStore
 
 log = logging.getLogger("conductor.delegation")
 
-COMPLETION_FIELD = "delegation_completed"
-"""Job document field a completion sets on a job that is not parked: its holder is notified
-("changed") and reads the delegation rows again."""
 MAX_ERROR_CHARS = 8000
 _NUDGE_TRIES = 6
 _OUTCOME_STATES = frozenset({AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTING,
@@ -82,10 +81,10 @@ class Callbacks:
     """Completes delegations (thread-safe; one per process is enough)."""
 
     def __init__(self, store: ExecutionStore, board: JobBoard,
-                 intents: CompletionIntents | None = None) -> None:
+                 intents: Intents | None = None) -> None:
         self.store = store
         self.board = board
-        self.intents = intents or CompletionIntents(board)
+        self.intents = intents or Intents(board, board.paths.completions)
 
     def complete(self, token: str, *, result: Any = _MISSING, error: str | None = None
                  ) -> CompletionReport:
@@ -190,7 +189,7 @@ def nudge(board: JobBoard, job_id: str, marker: str) -> str:
         except InvalidJob:
             return "gone"  # its parked entry was garbage: dead-lettered with the reason
         try:
-            job = board.update(job_id, {COMPLETION_FIELD: marker})
+            job = board.update(job_id, jobfields.updates({jobfields.COMPLETION: marker}))
         except JobNotFound:
             if _finished(board, job_id):
                 return "gone"

@@ -1,12 +1,15 @@
 """The deadline keeper: one conductor per board root, elected, enforces parked jobs' deadlines
 and finishes completions whose completer died.
 
-Every conductor runs one and contends in a kazoo Lock election under `<root>/keeper`; the winner
-watches `<root>/parked` and `<root>/completions` with persistent recursive watches, reads each
-newly parked job's `until` once, and keeps ONE timer: the earliest deadline. When it passes, the
+Every conductor runs one and contends in the board's election (jobboard.recipes.Election: kazoo's
+Lock under `<root>/keeper`); the winner follows `<root>/parked` and `<root>/completions` with
+FolderWatch (persistent recursive watches), reads each newly parked job's `until` once
+(parked_deadlines), and keeps ONE timer: the earliest deadline. When it passes, the
 keeper wakes that job (with `deadline_passed` in its document) and any conductor claims it; the
 runner then fails (or, for a timer, succeeds) the expired delegation. A completion intent whose
-completer's session ended is finished here (wake or notify the job, remove the intent).
+completer's session ended is finished here (wake or notify the job, discard the intent). The
+ZooKeeper side of all this lives in jobboard.recipes; this module and KeeperView decide what is
+due and what to wake.
 
 Nothing polls: an idle leader waits on a condition until its next deadline and sends no
 request beyond kazoo's pings; a follower waits on a one-shot watch of its predecessor. If the
@@ -22,30 +25,20 @@ which JobBoard aligns with it); on a secured board `start` refuses (AclMismatch)
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-from kazoo.client import KazooState
-from kazoo.exceptions import CancelledError, KazooException, NoNodeError
-from kazoo.protocol.states import EventType, WatchedEvent
-
+from conductor import jobfields
 from conductor.delegation.callbacks import nudge
-from conductor.delegation.intents import folder as completions_folder
 from conductor.delegation.keeperview import KeeperView, Work
 from jobboard.board import JobBoard
 from jobboard.errors import BoardError, BoardUnavailable
-from jobboard.zkwatch import PersistentRecursiveWatch
+from jobboard.recipes import Election, FolderWatch, Intents, parked_deadlines
 
 log = logging.getLogger("conductor.delegation.keeper")
 
-DEADLINE_FIELD = "deadline_passed"
-"""Job document field the keeper sets when it wakes a job for a deadline: the deadline it
-judged passed (the runner counts delegation deadlines up to it as passed, whatever its clock)."""
 RETRY_DELAY = 1.0
 MAX_RETRY_DELAY = 30.0
 
@@ -56,16 +49,13 @@ class DeadlineKeeper:
     def __init__(self, board: JobBoard, name: str,
                  clock: Callable[[], float] = time.time) -> None:
         self.board = board
-        self.client = board.client
         self.name = name
         self.clock = clock
         self.view = KeeperView()
-        self.election_path = f"{board.paths.root}/keeper"
-        self._parked_prefix = board.paths.parked + "/"
-        self._completions = completions_folder(board)
+        self.election = Election(board, name, on_lost=self._wake_thread)
+        self.election_path = self.election.path
+        self.intents = Intents(board, board.paths.completions)
         self._stop = threading.Event()
-        self._lost = threading.Event()
-        self._lock: Any = None
         self._folders_checked = False
         self._thread: threading.Thread | None = None
         self.leading = threading.Event()
@@ -81,7 +71,7 @@ class DeadlineKeeper:
             self._check_folders()
         except BoardUnavailable as exc:
             log.warning("deadline keeper %s: could not check its folders yet: %s", self.name, exc)
-        self.client.add_listener(self._on_state)
+        self.election.start()
         self._thread = threading.Thread(target=self._main, name="deadline-keeper", daemon=True)
         self._thread.start()
 
@@ -89,20 +79,11 @@ class DeadlineKeeper:
         """Stop contending (or leading) and wait (up to `timeout`) for the keeper's thread; a
         thread still waiting on ZooKeeper then ends with the process (it is a daemon)."""
         self._stop.set()
-        lock = self._lock
-        if lock is not None:
-            lock.cancel()
+        self.election.cancel()
         self._wake_thread()
         if self._thread is not None:
             self._thread.join(timeout)
-        self.client.remove_listener(self._on_state)
-
-    def _on_state(self, state: KazooState) -> bool:
-        # kazoo's connection thread: only flag and wake the keeper's thread.
-        if state == KazooState.LOST:
-            self._lost.set()
-            self._wake_thread()
-        return False
+        self.election.close()
 
     def _wake_thread(self) -> None:
         with self.view.condition:
@@ -123,43 +104,34 @@ class DeadlineKeeper:
                 delay = min(delay * 2, MAX_RETRY_DELAY)
 
     def _check_folders(self) -> None:
-        for path in (self.election_path, self._completions):
-            self.board.ensure_folder(path)
+        self.election.check_folder()
+        self.intents.check_folder()
         self._folders_checked = True
 
     def _contend_and_lead(self) -> None:
         if not self._folders_checked:
             self._check_folders()
-        self.client.ensure_path(self.election_path, self.board.acl)
-        self.client.ensure_path(self._completions, self.board.acl)
-        lock = self._lock = self.client.Lock(self.election_path, self.name)
-        if self._stop.is_set():
-            return
-        self._lost.clear()
-        try:
-            if not lock.acquire():
-                return
-        except CancelledError:
+        if not self.election.contend():
             return
         try:
             self._lead()
         finally:
-            with contextlib.suppress(KazooException):  # our node goes with the session anyway
-                lock.release()
+            self.election.resign()
 
     # -- leading ----------------------------------------------------------------------------
     def _lead(self) -> None:
         log.info("deadline keeper: %s leads (parked deadlines, orphaned completions)", self.name)
         self.leading.set()
+        view = self.view
         watches = [
-            PersistentRecursiveWatch(self.client, self.board.paths.parked, self._on_parked,
-                                     self._resync_parked, self._on_error),
-            PersistentRecursiveWatch(self.client, self._completions, self._on_completion,
-                                     self._resync_completions, self._on_error),
+            FolderWatch(self.board, self.board.paths.parked, view.parked_event,
+                        view.reset_parked, self._on_error),
+            FolderWatch(self.board, self.board.paths.completions, view.intent_event,
+                        view.reset_intents, self._on_error),
         ]
-        for watch in watches:
-            watch.start()
         try:
+            for watch in watches:
+                watch.start()
             not_before: float | None = None
             delay = RETRY_DELAY
             while self._wait_for_work(not_before):
@@ -172,15 +144,14 @@ class DeadlineKeeper:
         finally:
             self.leading.clear()
             for watch in watches:
-                with contextlib.suppress(KazooException):
-                    watch.stop()
+                watch.stop()
             log.info("deadline keeper: %s stepped down", self.name)
 
     def _wait_for_work(self, not_before: float | None) -> bool:
         """Block until there is work (or `not_before`, after a failure); False to step down."""
         view = self.view
         with view.condition:
-            while not (self._stop.is_set() or self._lost.is_set()):
+            while not (self._stop.is_set() or self.election.lost.is_set()):
                 now = self.clock()
                 ready = not_before is None or now >= not_before
                 due = view.next_due()
@@ -198,8 +169,8 @@ class DeadlineKeeper:
         for intent in work.orphans:
             try:
                 state = nudge(self.board, intent.job_id, intent.nonce)
-                self._delete(f"{self._completions}/{intent.name}")
-            except (BoardError, KazooException) as exc:
+                self.intents.discard(intent)
+            except BoardError as exc:
                 log.warning("could not finish an orphaned completion of job %s: %s",
                             intent.job_id, exc)
                 self.view.retry_orphan(intent)
@@ -210,7 +181,8 @@ class DeadlineKeeper:
                      intent.job_id, state)
         for job_id, until in work.due:
             try:
-                woken = self.board.wake(job_id, {DEADLINE_FIELD: until})
+                passed = jobfields.updates({jobfields.DEADLINE_PASSED: until})
+                woken = self.board.wake(job_id, passed)
             except BoardUnavailable as exc:
                 log.warning("could not wake job %s for its deadline: %s", job_id, exc)
                 self.view.retry_due(job_id, until, self.clock())
@@ -225,63 +197,11 @@ class DeadlineKeeper:
         return ok
 
     def _read_deadlines(self, job_ids: list[str]) -> bool:
-        reads = {job_id: self.client.get_async(self.board.paths.parked_job(job_id))
-                 for job_id in job_ids}
-        found: dict[str, float | None] = {}
-        ok = True
-        for job_id, read in reads.items():
-            try:
-                data, _ = read.get()
-            except NoNodeError:
-                continue
-            except KazooException:
-                self.view.parked_created(job_id)  # read it again later
-                ok = False
-                continue
-            found[job_id] = _until(data)
-        self.view.deadlines_read(found)
-        return ok
-
-    def _delete(self, path: str) -> None:
-        with contextlib.suppress(NoNodeError):
-            self.client.delete(path)
-
-    # -- watch events (kazoo's callback thread) ---------------------------------------------
-    @staticmethod
-    def _child(path: str, prefix: str) -> str | None:
-        name = path[len(prefix):] if path.startswith(prefix) else ""
-        return name if name and "/" not in name else None
-
-    def _on_parked(self, event: WatchedEvent) -> None:
-        job_id = self._child(event.path, self._parked_prefix)
-        if job_id is None:
-            return
-        if event.type == EventType.CREATED:
-            self.view.parked_created(job_id)
-        elif event.type == EventType.DELETED:
-            self.view.parked_deleted(job_id)
-
-    def _resync_parked(self) -> None:
-        self.view.reset_parked(self.client.get_children(self.board.paths.parked))
-
-    def _on_completion(self, event: WatchedEvent) -> None:
-        name = self._child(event.path, self._completions + "/")
-        if name is not None and event.type in (EventType.CREATED, EventType.DELETED):
-            self.view.intent_event(name, event.type == EventType.CREATED)
-
-    def _resync_completions(self) -> None:
-        self.view.reset_intents(self.client.get_children(self._completions))
+        found = parked_deadlines(self.board, job_ids)
+        for job_id in found.failed:
+            self.view.parked_created(job_id)  # read it again later
+        self.view.deadlines_read(found.until)
+        return not found.failed
 
     def _on_error(self, error: BaseException) -> None:
         log.error("deadline keeper: a watch could not be established: %s", error)
-
-
-def _until(data: bytes) -> float | None:
-    """The `until` of a parked entry (None: no deadline, or unreadable)."""
-    try:
-        until = json.loads(data).get("until")
-    except (ValueError, AttributeError):
-        return None
-    if isinstance(until, bool) or not isinstance(until, (int, float)):
-        return None
-    return float(until)

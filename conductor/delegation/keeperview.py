@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from conductor.delegation.intents import Intent, parse
+from jobboard.recipes.intents import Intent, parse_intent
 
 
 @dataclass
@@ -52,6 +52,12 @@ class KeeperView:
             self._until.pop(job_id, None)
             self._unread.discard(job_id)
 
+    def parked_event(self, job_id: str, created: bool) -> None:
+        if created:
+            self.parked_created(job_id)
+        else:
+            self.parked_deleted(job_id)
+
     def reset_parked(self, job_ids: Iterable[str]) -> None:
         """A fresh listing of parked/: every entry is read again."""
         with self.condition:
@@ -61,7 +67,7 @@ class KeeperView:
             self.condition.notify_all()
 
     def intent_event(self, name: str, created: bool) -> None:
-        found = parse(name)
+        found = parse_intent(name)
         if found is None:
             return
         intent, live = found
@@ -85,7 +91,7 @@ class KeeperView:
         pending: dict[str, Intent] = {}
         live: set[str] = set()
         for name in names:
-            found = parse(name)
+            found = parse_intent(name)
             if found is None:
                 continue
             intent, is_live = found

@@ -20,7 +20,7 @@ from typing import Any
 from conductor.ledger import read_ledger
 from conductor.testing import ConductorProcess, wait_until
 from jobboard.board import JobBoard
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import migrate, open_store
 
 SESSION_TIMEOUT = 2.0
@@ -63,7 +63,7 @@ class Demo:
         for conductor in self.conductors:
             conductor.start()
         for conductor in self.conductors:
-            conductor.wait_registered(self.board.client)
+            conductor.wait_registered(self.board)
             self.names[conductor.pid] = conductor.name
             say(f"{conductor.name}: pid {conductor.pid} (log {conductor.log_path})")
         inputs = {"steps": steps, "seconds": seconds, "ledger": str(self.ledger)}

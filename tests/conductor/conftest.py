@@ -13,7 +13,7 @@ import pytest
 from conductor.ledger import read_ledger
 from conductor.testing import ConductorProcess
 from jobboard.board import JobBoard
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 
 SESSION_TIMEOUT = 1.0
 """Conductor session timeout in these tests (the shared server's tickTime is 500 ms, so a dead
@@ -43,7 +43,7 @@ class Cluster:
                                    log_dir=self.dir, **options).start()
         self.processes.append(process)
         if wait:
-            process.wait_registered(self.board.client)
+            process.wait_registered(self.board)
         return process
 
     def post_steps(self, steps: int, seconds: float, **post: Any) -> str:

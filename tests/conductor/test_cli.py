@@ -17,7 +17,7 @@ import pytest
 from conductor.cli.main import main
 from jobboard.board import JobBoard
 from jobboard.model import JobState
-from jobboard.zkserver import ZooKeeperServers, free_port
+from jobboard.testing.zkserver import ZooKeeperServers, free_port
 from persistence import (
     AtomRecord,
     AtomState,

@@ -18,7 +18,7 @@ from conductor.ledger import read_ledger
 from conductor.testing import ConditionTimeout, ConductorProcess, wait_until
 from jobboard.board import JobBoard
 from jobboard.model import JobState
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import AtomState, open_store
 from tests.conductor.conftest import Cluster, pids_of
 
@@ -133,7 +133,7 @@ def test_while_zookeeper_is_down_no_task_starts_and_the_job_finishes_after_it_re
     conductor = ConductorProcess("a", zk=server.connect_string, root=zk_root,
                                  db=migrated_sqlite_url, session_timeout=20, log_dir=tmp_path)
     try:
-        conductor.start().wait_registered(board.client)
+        conductor.start().wait_registered(board)
         # Steps of 2 s: the conductor must see the outage (a dead socket: at once, but under
         # load maybe not within a short step) before step-1 ends. Until it does, its session
         # lease may still prove the session alive, and starting step-2 then would be safe.

@@ -11,8 +11,8 @@ import signal
 import sys
 
 from conductor.delegation import Callbacks
-from conductor.delegation.intents import Intent
 from jobboard.board import JobBoard
+from jobboard.recipes import Intent
 from persistence import open_store
 
 

@@ -19,10 +19,11 @@ from conductor.delegation import Callbacks
 from conductor.engine.dispatch import LocalDispatcher
 from conductor.ledger import read_ledger
 from conductor.registry import Registry
-from conductor.testing import ConductorProcess, wait_for_node, wait_until
+from conductor.testing import ConductorProcess, wait_until
 from jobboard.board import JobBoard
 from jobboard.model import JobState, Outcome
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.nodes import wait_for_node
+from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import SqlStore, open_store
 
 DEADLINE = 60.0
@@ -88,7 +89,7 @@ class Rig:
         process = ConductorProcess(name, zk=self.zk, root=self.root, db=self.db,
                                    log_dir=self.dir, **options).start()
         self.processes.append(process)
-        process.wait_registered(self.board.client)
+        process.wait_registered(self.board)
         return process
 
     def post_approval(self, **inputs: Any) -> str:

@@ -8,7 +8,7 @@ import os
 import signal
 
 from conductor.delegation.callbacks import Callbacks
-from conductor.delegation.intents import Intent
+from jobboard.recipes import Intent
 
 
 def _die(self: Callbacks, intent: Intent) -> str:

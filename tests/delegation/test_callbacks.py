@@ -19,7 +19,6 @@ from conductor.delegation import (
     UnknownDelegation,
     completion_outcome,
 )
-from conductor.delegation.intents import folder
 from conductor.delegation.issuing import AttemptDelegator
 from conductor.flow import Delegated, Retry, TaskContext, linear, task, unordered
 from conductor.registry import Registry
@@ -27,7 +26,7 @@ from conductor.testing import wait_until
 from jobboard.board import JobBoard
 from jobboard.errors import BoardUnavailable
 from jobboard.model import JobState
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import AtomState, ExecutionState, open_store
 from tests.delegation.conftest import DEADLINE, Rig
 
@@ -48,7 +47,7 @@ def test_a_parked_job_is_woken_by_a_completion_and_finishes_with_its_result(
     outcome = rig.outcome(job).outcome
     assert outcome is not None and outcome["state"] == "SUCCESS"
     assert outcome["result"]["outcome"] == {"decision": {"approved": True, "by": "ana"}}
-    assert rig.board.client.get_children(folder(rig.board)) == [], "intent removed"
+    assert rig.board.client.get_children(rig.board.paths.completions) == [], "intent removed"
     with pytest.raises(DelegationAlreadyCompleted) as second:
         rig.callbacks().complete(token, result={"approved": False})
     assert token not in str(second.value)
@@ -74,8 +73,8 @@ def test_unknown_and_malformed_tokens_fail_at_once(rig: Rig) -> None:
     with pytest.raises(UnknownDelegation) as unknown:
         callbacks.complete(well_formed_but_unknown, result=1)
     assert len(calls) == 1 and well_formed_but_unknown not in str(unknown.value)
-    assert not rig.board.client.exists(folder(rig.board)) or \
-        rig.board.client.get_children(folder(rig.board)) == []
+    assert not rig.board.client.exists(rig.board.paths.completions) or \
+        rig.board.client.get_children(rig.board.paths.completions) == []
 
 
 def test_a_completion_of_a_running_job_reaches_its_conductor_at_once(rig: Rig) -> None:

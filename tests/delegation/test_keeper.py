@@ -16,17 +16,18 @@ from kazoo.exceptions import NoAuthError, NoNodeError
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from conductor.delegation import DeadlineKeeper, nudge
-from conductor.delegation.intents import CompletionIntents, folder
-from conductor.delegation.keeper import DEADLINE_FIELD
 from conductor.flow import Delegated, TaskContext, linear, task
+from conductor.jobfields import DEADLINE_PASSED
 from conductor.registry import Registry
-from conductor.testing import wait_for_node, wait_until
+from conductor.testing import wait_until
 from jobboard.board import JobBoard
-from jobboard.connect import digest_acl
-from jobboard.context import same_acl
 from jobboard.errors import AclMismatch
 from jobboard.model import JobState
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.protocol.context import same_acl
+from jobboard.recipes import Intents
+from jobboard.testing.nodes import wait_for_node
+from jobboard.testing.zkserver import ZooKeeperServers
+from jobboard.zk.connect import digest_acl
 from persistence import AtomState
 from tests.delegation.conftest import DEADLINE, Rig
 from tests.fixtures.zookeeper import ZkClientFactory
@@ -92,7 +93,7 @@ def test_a_passed_deadline_wakes_the_job(zk_server: ZooKeeperServers, zk_root: s
         soon = parked_job(board, until)
         wait_for_node(board.client, f"{zk_root}/jobs/{soon}", DEADLINE)
         woken = board.get(soon)
-        assert woken.document is not None and woken.document[DEADLINE_FIELD] == until
+        assert woken.document is not None and woken.document[DEADLINE_PASSED] == until
         assert time.time() >= until
         assert board.get(far).state is JobState.PARKED
         assert board.get(forever).state is JobState.PARKED
@@ -120,13 +121,13 @@ def test_an_intent_whose_completer_died_is_finished_by_the_keeper(
         assert keeper.leading.wait(DEADLINE)
         finished, orphaned = parked_job(board, None), parked_job(board, None)
         completer = board_on(boards, zk_server, zk_root)
-        intents = CompletionIntents(completer)
+        intents = Intents(completer, completer.paths.completions)
         intents.close(intents.open(finished))  # a completion that went all the way
         intents.open(orphaned)
         completer.close()  # the completer dies: its ~live node goes with its session
         boards.remove(completer)
         wait_for_node(board.client, f"{zk_root}/jobs/{orphaned}", DEADLINE)
-        wait_until(lambda: board.client.get_children(folder(board)) == [], DEADLINE,
+        wait_until(lambda: board.client.get_children(board.paths.completions) == [], DEADLINE,
                    "the orphaned intent to be removed")
         # The keeper counts a finished intent after deleting it: wait for the count, not the node.
         wait_until(lambda: keeper.finished >= 1, DEADLINE, "the keeper to count the intent")
@@ -183,7 +184,7 @@ def test_a_completer_killed_after_recording_does_not_lose_the_completion(rig: Ri
     assert outcome["result"]["decision"] == {"from": "the dead completer"}
     final = rig.store.find_by_job(job)
     assert final is not None and final.atoms["request"].state is AtomState.SUCCESS
-    assert rig.board.client.get_children(folder(rig.board)) == []
+    assert rig.board.client.get_children(rig.board.paths.completions) == []
     keepers = [r.conductor.keeper for r in rig.running]
     assert sum(k.finished for k in keepers) == 1
     assert json.loads(rig.board.client.get(f"{rig.root}/outcomes/{job}")[0])
@@ -272,15 +273,15 @@ def test_keeper_and_intent_nodes_carry_the_board_acl(
     try:
         keeper.start()
         assert keeper.leading.wait(DEADLINE)
-        intents = CompletionIntents(board)
+        intents = Intents(board, board.paths.completions)
         intent = intents.open("job-1")
         client = board.client
         lock_nodes = client.get_children(keeper.election_path)
-        intent_nodes = client.get_children(folder(board))
+        intent_nodes = client.get_children(board.paths.completions)
         assert lock_nodes and len(intent_nodes) == 2
-        paths = [keeper.election_path, folder(board)]
+        paths = [keeper.election_path, board.paths.completions]
         paths += [f"{keeper.election_path}/{name}" for name in lock_nodes]
-        paths += [f"{folder(board)}/{name}" for name in intent_nodes]
+        paths += [f"{board.paths.completions}/{name}" for name in intent_nodes]
         for path in paths:
             assert same_acl(client.get_acls(path)[0], acl), path
         raw = zk_client_factory()

@@ -21,7 +21,7 @@ import pytest
 from conductor.delegation import Callbacks, CallbackServer
 from conductor.delegation.issuing import AttemptDelegator
 from jobboard.board import JobBoard
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import open_store
 from tests.delegation.conftest import Rig
 

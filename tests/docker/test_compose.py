@@ -18,10 +18,10 @@ import yaml
 from conductor.cli.main import build_parser
 from conductor.config import load_settings
 from conductor.registry import Registry
-from conductor.testing import wait_for_node
 from jobboard.board import JobBoard
 from jobboard.model import JobState
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.nodes import wait_for_node
+from jobboard.testing.zkserver import ZooKeeperServers
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker" / "docker-compose.yml"

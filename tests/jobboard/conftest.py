@@ -19,7 +19,7 @@ from kazoo.protocol.connection import _CONNECTION_DROP
 
 from jobboard.board import JobBoard
 from jobboard.model import BoardEvent, BoardEventKind
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 
 REPO = Path(__file__).resolve().parents[2]
 BoardFactory = Callable[..., JobBoard]

@@ -7,8 +7,8 @@ import json
 import sys
 import time
 
-from jobboard import lease
-from jobboard.connect import connect
+from jobboard.zk import lease
+from jobboard.zk.connect import connect
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl_credential
 
 from jobboard.board import JobBoard
-from jobboard.connect import KAZOO_LOGGER, TLSOptions, digest_acl, make_client
 from jobboard.errors import AclMismatch, InvalidInput, NotAuthorized
+from jobboard.zk.connect import KAZOO_LOGGER, TLSOptions, digest_acl, make_client
 from tests.fixtures.zookeeper import ZkClientFactory
 from tests.jobboard.conftest import BoardFactory
 

@@ -10,7 +10,7 @@ import pytest
 
 from jobboard.board import JobBoard
 from jobboard.model import JobState
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from tests.jobboard.conftest import BoardFactory, wait_until
 
 JOBS = 150

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from jobboard.documents import (
+from jobboard.errors import InvalidInput
+from jobboard.protocol.documents import (
     MAX_DOCUMENT_BYTES,
     MAX_OUTCOME_BYTES,
     DocumentError,
@@ -18,8 +19,13 @@ from jobboard.documents import (
     merge_updates,
     new_job_document,
 )
-from jobboard.errors import InvalidInput
-from jobboard.naming import BoardPaths, JobIdGenerator, check_job_id, check_name, check_priority
+from jobboard.protocol.naming import (
+    BoardPaths,
+    JobIdGenerator,
+    check_job_id,
+    check_name,
+    check_priority,
+)
 
 
 def make(**overrides: Any) -> dict[str, Any]:

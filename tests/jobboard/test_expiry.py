@@ -13,7 +13,7 @@ import pytest
 from jobboard.board import JobBoard
 from jobboard.errors import ClaimLost
 from jobboard.model import BoardEventKind, Claim, JobState
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from tests.jobboard.conftest import BoardFactory, ClaimerProcess, EventLog, expire_session
 
 SESSION_TIMEOUT = 2.0

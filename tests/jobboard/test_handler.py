@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from jobboard.handler import poll_select
+from jobboard.zk.handler import poll_select
 
 
 def test_readiness_timeouts_and_closed_peers() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from jobboard.board import JobBoard
-from jobboard.zkserver import ZooKeeperServers, four_letter_word
+from jobboard.testing.zkserver import ZooKeeperServers, four_letter_word
 from tests.jobboard.conftest import BoardFactory, RequestCounter
 
 

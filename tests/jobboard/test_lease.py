@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conductor.testing import wait_for_node, wait_until
-from jobboard import lease
-from jobboard.connect import connect
-from jobboard.zkserver import ZooKeeperServers
+from conductor.testing import wait_until
+from jobboard.testing.nodes import wait_for_node
+from jobboard.testing.zkserver import ZooKeeperServers
+from jobboard.zk import lease
+from jobboard.zk.connect import connect
 
 SESSION_TIMEOUT = 1.0
 CHILD = Path(__file__).with_name("lease_child.py")

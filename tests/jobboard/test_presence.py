@@ -8,7 +8,7 @@ from kazoo.protocol.connection import _SESSION_EXPIRED
 from jobboard.board import JobBoard
 from jobboard.errors import DuplicateMember
 from jobboard.model import BoardEventKind
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from tests.fixtures.zookeeper import ZkClientFactory
 from tests.jobboard.conftest import BoardFactory, EventLog, expire_session, wait_until
 

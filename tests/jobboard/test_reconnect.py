@@ -7,7 +7,7 @@ import threading
 from kazoo.protocol.states import KazooState
 
 from jobboard.model import BoardEvent, BoardEventKind, JobState
-from jobboard.zkserver import ZooKeeperServers
+from jobboard.testing.zkserver import ZooKeeperServers
 from tests.jobboard.conftest import BoardFactory, EventLog, drop_connection, wait_until
 
 

@@ -11,7 +11,7 @@ from kazoo.client import KazooClient
 from jobboard.board import JobBoard
 from jobboard.errors import AlreadyClaimed, ClaimLost, InvalidInput, InvalidJob
 from jobboard.model import JobState
-from jobboard.naming import JobIdGenerator
+from jobboard.protocol.naming import JobIdGenerator
 from tests.fixtures.zookeeper import ZkClientFactory
 from tests.jobboard.conftest import BoardFactory
 

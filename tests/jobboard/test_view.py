@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from jobboard.naming import JobIdGenerator
-from jobboard.view import ClaimableView
+from jobboard.protocol.naming import JobIdGenerator
+from jobboard.protocol.view import ClaimableView
 
 
 def ids(*priorities: int) -> list[str]:

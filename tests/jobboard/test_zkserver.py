@@ -12,7 +12,7 @@ from typing import TypeVar
 import pytest
 from kazoo.client import KazooClient
 
-from jobboard.zkserver import (
+from jobboard.testing.zkserver import (
     ZooKeeperLaunchError,
     ZooKeeperServers,
     find_classpath,
@@ -113,7 +113,7 @@ def test_server_that_cannot_start_reports_its_log(tmp_path: Path) -> None:
 
 def test_developer_entry_point_prints_connect_string_and_stops_on_sigterm() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobboard.zkserver"],
+        [sys.executable, "-m", "jobboard.testing.zkserver"],
         stdout=subprocess.PIPE,
         text=True,
     )

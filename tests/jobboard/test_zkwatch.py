@@ -11,10 +11,10 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import UnimplementedError
 from kazoo.protocol.states import EventType, WatchedEvent
 
-from jobboard import zkwatch
 from jobboard.errors import ZooKeeperTooOld
-from jobboard.zkserver import ZooKeeperServers
-from jobboard.zkwatch import (
+from jobboard.testing.zkserver import ZooKeeperServers
+from jobboard.zk import zkwatch
+from jobboard.zk.zkwatch import (
     PERSISTENT,
     PERSISTENT_RECURSIVE,
     PersistentRecursiveWatch,

@@ -22,9 +22,9 @@ from kazoo.exceptions import ConnectionLoss, NodeExistsError, NoNodeError
 from kazoo.protocol.states import Callback
 from kazoo.security import ACL
 
-from jobboard.events import EventDispatcher
 from jobboard.model import BoardEvent, BoardEventKind
-from jobboard.naming import BoardPaths
+from jobboard.protocol.events import EventDispatcher
+from jobboard.protocol.naming import BoardPaths
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-from jobboard.naming import is_job_id, priority_band
+from jobboard.protocol.naming import is_job_id, priority_band
 
 
 class ClaimableView:

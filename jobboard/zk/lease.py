@@ -25,7 +25,7 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
-from jobboard.zkwatch import PersistentWatchConnectionHandler, registry_of
+from jobboard.zk.zkwatch import PersistentWatchConnectionHandler, registry_of
 
 SAFETY = 0.9
 """Fraction of the session timeout the lease lasts after an acknowledged send (margin for the

@@ -8,7 +8,7 @@ found. Every process is stopped by its PID (SIGTERM, then SIGKILL after a grace 
 Jars: `ZOOKEEPER_CLASSPATH` (a Java classpath) if set, else Debian's /usr/share/java/zookeeper.jar
 (whose manifest pulls its dependencies). ZooKeeper 3.6+ is required by the job board.
 
-Run `python -m jobboard.zkserver [--ensemble] [--port P]` to start one for development.
+Run `python -m jobboard.testing.zkserver [--ensemble] [--port P]` to start one for development.
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ from typing import Any
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from kazoo.protocol.states import Callback, WatchedEvent
 
-from jobboard.context import TRANSIENT, BoardContext
-from jobboard.documents import DocumentError, check_json_object, decode_object, encode
 from jobboard.errors import DuplicateMember
 from jobboard.model import BoardEvent, BoardEventKind
+from jobboard.protocol.context import TRANSIENT, BoardContext
+from jobboard.protocol.documents import DocumentError, check_json_object, decode_object, encode
 
 log = logging.getLogger(__name__)
 

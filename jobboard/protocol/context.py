@@ -15,13 +15,14 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
     ConnectionLoss,
+    KazooException,
     NoAuthError,
     NodeExistsError,
     NoNodeError,
@@ -32,15 +33,17 @@ from kazoo.exceptions import (
 )
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, make_digest_acl_credential
 
-from jobboard.connect import redact_digest_ids
-from jobboard.errors import AclMismatch, BoardUnavailable, NotAuthorized
-from jobboard.events import EventDispatcher
-from jobboard.naming import BoardPaths
-from jobboard.session import SessionTracker
+from jobboard.errors import AclMismatch, BoardError, BoardUnavailable, NotAuthorized
+from jobboard.protocol.events import EventDispatcher
+from jobboard.protocol.naming import BoardPaths
+from jobboard.zk.connect import redact_digest_ids
+from jobboard.zk.session import SessionTracker
 
 T = TypeVar("T")
 P = ParamSpec("P")
 TRANSIENT = (ConnectionLoss, OperationTimeoutError, SessionExpiredError)
+"""ZooKeeper errors after which an operation may be retried once connected again (its effect,
+for a write, unknown): the one set every part of the board (and its recipes) retries on."""
 log = logging.getLogger("jobboard")
 _PERMS = "rwcda"  # READ=1, WRITE=2, CREATE=4, DELETE=8, ADMIN=16
 
@@ -220,3 +223,21 @@ def translate_errors(method: Callable[P, T]) -> Callable[P, T]:
             ) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def board_errors(what: str) -> Iterator[None]:
+    """Raise ZooKeeper errors of the block as board errors saying what could not be done:
+    connection trouble as BoardUnavailable, a refusal by ACL as NotAuthorized, anything else as
+    BoardError. For recipes, whose callers know nothing of kazoo."""
+    try:
+        yield
+    except TRANSIENT as exc:
+        raise BoardUnavailable(
+            f"ZooKeeper unavailable: could not {what} ({type(exc).__name__})") from exc
+    except NoAuthError:
+        raise NotAuthorized(
+            f"{what}: ZooKeeper refused access (ACL); connect with the board's credentials"
+        ) from None
+    except KazooException as exc:
+        raise BoardError(f"could not {what}: {exc!r}") from exc

@@ -13,9 +13,9 @@ from collections import Counter
 
 from kazoo.exceptions import ConnectionLoss, NoNodeError, SessionExpiredError
 
-from jobboard.context import BoardContext
-from jobboard.documents import DocumentError, decode_job
 from jobboard.model import Claim
+from jobboard.protocol.context import BoardContext
+from jobboard.protocol.documents import DocumentError, decode_job
 
 log = logging.getLogger(__name__)
 

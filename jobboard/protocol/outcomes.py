@@ -16,11 +16,11 @@ from typing import Any
 from kazoo.exceptions import BadVersionError, NoNodeError
 from kazoo.protocol.states import WatchedEvent
 
-from jobboard.context import TRANSIENT, BoardContext, commit, first_failure
-from jobboard.documents import DocumentError, decode_object
 from jobboard.errors import JobNotFound, WaitTimeout
 from jobboard.model import JobState, Outcome
-from jobboard.naming import JOB_ID_PATTERN, check_job_id
+from jobboard.protocol.context import TRANSIENT, BoardContext, commit, first_failure
+from jobboard.protocol.documents import DocumentError, decode_object
+from jobboard.protocol.naming import JOB_ID_PATTERN, check_job_id
 
 
 class Outcomes:

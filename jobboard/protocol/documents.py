@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 from jobboard.errors import InvalidInput
-from jobboard.naming import MAX_PRIORITY, check_name, check_priority, is_job_id
+from jobboard.protocol.naming import MAX_PRIORITY, check_name, check_priority, is_job_id
 
 SCHEMA_VERSION = 1
 MAX_DOCUMENT_BYTES = 256 * 1024

@@ -12,12 +12,12 @@ from typing import Any
 
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
-from jobboard.context import BoardContext, commit, first_failure
-from jobboard.documents import encode_job, new_job_document
 from jobboard.errors import BoardError, JobNotFound
 from jobboard.model import Job, JobState
-from jobboard.naming import JobIdGenerator, check_name, check_priority
-from jobboard.reading import Reader
+from jobboard.protocol.context import BoardContext, commit, first_failure
+from jobboard.protocol.documents import encode_job, new_job_document
+from jobboard.protocol.naming import JobIdGenerator, check_name, check_priority
+from jobboard.protocol.reading import Reader
 
 _KEY_ATTEMPTS = 3
 

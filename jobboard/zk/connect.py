@@ -20,9 +20,9 @@ from kazoo.protocol.serialization import Auth
 from kazoo.retry import KazooRetry
 from kazoo.security import ACL, make_digest_acl
 
-from jobboard import lease
 from jobboard.errors import BoardUnavailable, InvalidInput
-from jobboard.handler import PollingHandler
+from jobboard.zk import lease
+from jobboard.zk.handler import PollingHandler
 
 KAZOO_LOGGER = "jobboard.kazoo"
 

@@ -14,18 +14,6 @@ from typing import Any
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
-from jobboard.context import BoardContext, commit, first_failure
-from jobboard.deadletter import dead_letter
-from jobboard.documents import (
-    DocumentError,
-    decode_job,
-    decode_object,
-    encode,
-    encode_job,
-    merge_updates,
-    trash_entry,
-    validate_job,
-)
 from jobboard.errors import (
     AlreadyClaimed,
     BoardError,
@@ -35,7 +23,19 @@ from jobboard.errors import (
     JobNotFound,
 )
 from jobboard.model import Job, JobState
-from jobboard.naming import check_job_id
+from jobboard.protocol.context import BoardContext, commit, first_failure
+from jobboard.protocol.deadletter import dead_letter
+from jobboard.protocol.documents import (
+    DocumentError,
+    decode_job,
+    decode_object,
+    encode,
+    encode_job,
+    merge_updates,
+    trash_entry,
+    validate_job,
+)
+from jobboard.protocol.naming import check_job_id
 
 MAX_ATTEMPTS = 8
 _TOKEN = re.compile(r"[0-9a-f]{32}")

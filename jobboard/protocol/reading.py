@@ -10,12 +10,18 @@ from typing import Any
 
 from kazoo.exceptions import NoNodeError
 
-from jobboard.context import BoardContext
-from jobboard.deadletter import dead_letter
-from jobboard.documents import DocumentError, decode_job, decode_object, raw_bytes, validate_job
 from jobboard.errors import JobNotFound
 from jobboard.model import Job, JobState
-from jobboard.naming import check_job_id
+from jobboard.protocol.context import BoardContext
+from jobboard.protocol.deadletter import dead_letter
+from jobboard.protocol.documents import (
+    DocumentError,
+    decode_job,
+    decode_object,
+    raw_bytes,
+    validate_job,
+)
+from jobboard.protocol.naming import check_job_id
 
 _LOCATE_ATTEMPTS = 3
 

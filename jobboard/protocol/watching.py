@@ -14,11 +14,11 @@ import time
 
 from kazoo.protocol.states import EventType, WatchedEvent
 
-from jobboard.context import BoardContext
-from jobboard.held import HeldClaims
 from jobboard.model import BoardEvent, BoardEventKind
-from jobboard.view import ClaimableView
-from jobboard.zkwatch import PersistentRecursiveWatch
+from jobboard.protocol.context import BoardContext
+from jobboard.protocol.held import HeldClaims
+from jobboard.protocol.view import ClaimableView
+from jobboard.zk.zkwatch import PersistentRecursiveWatch
 
 log = logging.getLogger(__name__)
 

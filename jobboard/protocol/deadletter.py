@@ -11,8 +11,8 @@ from typing import Any
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
-from jobboard.context import BoardContext, commit, first_failure
-from jobboard.documents import encode, trash_entry
+from jobboard.protocol.context import BoardContext, commit, first_failure
+from jobboard.protocol.documents import encode, trash_entry
 
 log = logging.getLogger(__name__)
 

@@ -97,9 +97,12 @@ class BoardPaths:
         self.outcomes = f"{root}/outcomes"
         self.keys = f"{root}/keys"
         self.sessions = f"{root}/sessions"
+        self.keeper = f"{root}/keeper"
+        self.completions = f"{root}/completions"
 
     def areas(self) -> list[str]:
-        """Folders the board creates at start."""
+        """Folders the board creates at start (`keeper` and `completions` are made by the
+        recipes that use them: jobboard.recipes)."""
         return [f"{self.root}/{area}" for area in AREAS]
 
     def job(self, job_id: str) -> str:

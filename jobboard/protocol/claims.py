@@ -27,18 +27,6 @@ from typing import Any
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
-from jobboard.context import BoardContext, commit, first_failure
-from jobboard.deadletter import dead_letter
-from jobboard.documents import (
-    DocumentError,
-    cap_outcome,
-    decode_job,
-    decode_object,
-    encode,
-    encode_job,
-    merge_updates,
-    trash_entry,
-)
 from jobboard.errors import (
     AlreadyClaimed,
     BoardError,
@@ -48,9 +36,21 @@ from jobboard.errors import (
     InvalidJob,
     JobNotFound,
 )
-from jobboard.held import HeldClaims
 from jobboard.model import Claim
-from jobboard.naming import check_job_id, check_name
+from jobboard.protocol.context import BoardContext, commit, first_failure
+from jobboard.protocol.deadletter import dead_letter
+from jobboard.protocol.documents import (
+    DocumentError,
+    cap_outcome,
+    decode_job,
+    decode_object,
+    encode,
+    encode_job,
+    merge_updates,
+    trash_entry,
+)
+from jobboard.protocol.held import HeldClaims
+from jobboard.protocol.naming import check_job_id, check_name
 
 MAX_ATTEMPTS = 8
 
