@@ -35,6 +35,7 @@ from jobboard.board import JobBoard
 from jobboard.errors import BoardError, BoardUnavailable, InvalidJob, JobNotFound
 from jobboard.model import JobState
 from persistence import jsonvalue
+from persistence.contract import ExecutionStore
 from persistence.errors import (
     DelegationAlreadyCompleted,
     NotSerializable,
@@ -42,7 +43,6 @@ from persistence.errors import (
     UnknownDelegation,
 )
 from persistence.records import AtomState, DelegationRecord, Failure
-from persistence.store import ExecutionStore
 
 log = logging.getLogger("conductor.delegation")
 
