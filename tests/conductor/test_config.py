@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conductor.cli.delegation_commands import secret_argument
+from conductor.cli.parser import secret_argument
 from conductor.config import ConfigError, Settings, load_settings, mask_url, prepare_db_url
 from conductor.testing import ConductorProcess
 
