@@ -3,6 +3,11 @@
 Precedence, highest first: command-line flags, environment variables (CONDUCTOR_<NAME>), the YAML
 config file (--config or CONDUCTOR_CONFIG), built-in defaults. Every setting has one name used in
 all four places: `max_jobs` is `--max-jobs`, `CONDUCTOR_MAX_JOBS` and `max_jobs:` in the file.
+
+`Settings` is the one place a setting is declared: its field gives the config-file key and the
+environment variable, and its `Flag` (in the field's metadata) the command-line flag, its help
+and the option group of the commands that take it (`FLAGGED`, which the CLI builds its parsers
+from). A setting without a Flag (credentials, TLS files) has no flag.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -45,39 +50,114 @@ def default_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+FlagGroup = Literal["daemon", "http", "policy", "board", "database"]
+"""The option groups of the CLI: `run` takes them all; every command that reaches ZooKeeper
+takes "board", every one that reaches the database "database", `serve` "http"."""
+
+EXECUTORS = ("threads", "processes")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """How a setting is given on the command line.
+
+    `option` is the flag (default: `--` and the setting's name with dashes); `choices`, when
+    set, are the only values the flag accepts; with `from_file`, `@FILE` stands for the first
+    line of FILE (a secret kept out of process listings). The flag's type follows the setting's:
+    a number is parsed as one, a list is given by repeating the flag, a bool is a switch that
+    sets it true."""
+
+    group: FlagGroup
+    help: str
+    metavar: str | None = None
+    option: str | None = None
+    choices: tuple[str, ...] = ()
+    from_file: bool = False
+
+
+def _flag(group: FlagGroup, help: str, metavar: str | None = None, **more: Any
+          ) -> dict[str, Flag]:
+    """A field's metadata declaring its flag."""
+    return {"flag": Flag(group, help, metavar, **more)}
+
+
 @dataclass
 class Settings:
-    """Everything a conductor process (or a CLI command) needs to know."""
+    """Everything a conductor process (or a CLI command) needs to know. The order of the fields
+    is the order of the flags in each option group of --help."""
 
-    zk: str = "127.0.0.1:2181"
-    root: str = "/conductor"
-    db: str = field(default_factory=default_db_url)
-    flows: list[str] = field(default_factory=list)
-    name: str = field(default_factory=default_name)
-    max_jobs: int = 4
-    session_timeout: float = 10.0
-    connect_timeout: float = 15.0
-    db_retry_for: float = 30.0
-    grace: float = 30.0
-    max_crashes: int = 3
-    max_declines: int = 20
-    release_backoff: float = 5.0
+    # the conductor daemon (`conductor run`)
+    flows: list[str] = field(default_factory=list, metadata=_flag(
+        "daemon", "Python module, .py file or YAML workbook of flows (repeatable)",
+        "MODULE|FILE"))
+    name: str = field(default_factory=default_name, metadata=_flag(
+        "daemon", "conductor id, unique among live conductors (default: host-pid)"))
+    max_jobs: int = field(default=4, metadata=_flag(
+        "daemon", "jobs run at once (default 4)", "N"))
+    grace: float = field(default=30.0, metadata=_flag(
+        "daemon", "seconds tasks in flight may finish after SIGTERM (default 30)", "S"))
+    log_level: str = field(default="INFO", metadata=_flag(
+        "daemon", "DEBUG, INFO (default), WARNING", "LEVEL"))
+    executor: str = field(default="threads", metadata=_flag(
+        "daemon", "where task attempts run (default threads)", choices=EXECUTORS))
+    workers: int = field(default=0, metadata=_flag(  # 0: 16 or 4 per job, whichever is more
+        "daemon", "task threads (default max(16, 4 x max-jobs)) or processes (default: the "
+        "CPU count)", "N"))
+    task_ledger: str | None = field(default=None, metadata=_flag(
+        "daemon", "append one JSON line per task attempt started (audit, chaos checks)",
+        "FILE"))
+    # the HTTP callback endpoint
+    http: str | None = field(default=None, metadata=_flag(
+        "http", "serve task callbacks on HOST:PORT", "ADDR"))
+    http_url: str | None = field(default=None, metadata=_flag(
+        "http", "public base URL of the endpoint, given to third parties with each token "
+        "(default http://HOST:PORT when HOST is not a wildcard)", "URL"))
+    http_secret: str | None = field(default=None, repr=False, metadata=_flag(
+        "http", "require 'Authorization: Bearer SECRET', the SECRET read from the first line "
+        "of FILE; safe alternatives: CONDUCTOR_HTTP_SECRET or http_secret in the config file. "
+        "A literal SECRET is still accepted but shows in process listings (ps); it must not "
+        "be empty", "@FILE", from_file=True))
+    http_max_body: int = field(default=1024 * 1024, metadata=_flag(  # bytes of a JSON body
+        "http", "largest callback body accepted (default 1 MiB)", "BYTES"))
+    http_max_connections: int = field(default=64, metadata=_flag(  # more: answered 503
+        "http", "connections served at once; more are answered 503 (default 64)", "N"))
+    http_request_deadline: float = field(default=10.0, metadata=_flag(
+        "http", "seconds a client has to send its whole request, else 408 (default 10)", "S"))
+    # failure policy
+    max_crashes: int = field(default=3, metadata=_flag(
+        "policy", "owners in a row that may die holding a job without progress before it is "
+        "dead-lettered (default 3)", "K"))
+    max_declines: int = field(default=20, metadata=_flag(
+        "policy", "declines (by conductors lacking the job's flow, or unable to send its tasks "
+        "to processes) after which it is dead-lettered: the K-th decline trashes it (default "
+        "20)", "K"))
+    release_backoff: float = field(default=5.0, metadata=_flag(
+        "policy", "first delay before this conductor retries a job it gave back (doubles each "
+        "time; default 5)", "S"))
+    db_retry_for: float = field(default=30.0, metadata=_flag(
+        "policy", "seconds database errors are retried before the job is given back (default "
+        "30)", "S"))
+    # the job board (ZooKeeper)
+    zk: str = field(default="127.0.0.1:2181", metadata=_flag(
+        "board", "ZooKeeper hosts, e.g. zk1:2181,zk2:2181", "HOSTS"))
+    root: str = field(default="/conductor", metadata=_flag(
+        "board", "board root znode (default /conductor)", "PATH"))
+    session_timeout: float = field(default=10.0, metadata=_flag(
+        "board", "ZooKeeper session timeout (s)", "S"))
+    connect_timeout: float = field(default=15.0, metadata=_flag(
+        "board", "give up connecting to ZooKeeper after S seconds (default 15)", "S"))
+    zk_repair_acls: bool = field(default=False, metadata=_flag(
+        "board", "with zk_auth: put the board's ACL on existing board folders that lack it (and "
+        "every node below them), instead of refusing to start", option="--repair-acls"))
     zk_auth: str | None = field(default=None, repr=False)  # "user:password": a secret
     zk_tls: bool = False
-    zk_repair_acls: bool = False  # put the board's ACL on existing folders lacking it
     zk_certfile: str | None = None
     zk_keyfile: str | None = None
     zk_ca: str | None = None
-    http: str | None = None
-    http_secret: str | None = field(default=None, repr=False)
-    http_url: str | None = None
-    http_max_body: int = 1024 * 1024  # bytes of a callback's JSON body
-    http_max_connections: int = 64  # callback connections served at once (more: 503)
-    http_request_deadline: float = 10.0  # seconds a client has to send a whole request
-    log_level: str = "INFO"
-    executor: str = "threads"
-    workers: int = 0  # task threads/processes; 0: 16 or 4 per job, whichever is more
-    task_ledger: str | None = None
+    # the execution database
+    db: str = field(default_factory=default_db_url, metadata=_flag(
+        "database", "sqlite:///path or postgresql+psycopg://... (a URL with a password shows "
+        "in process listings: prefer CONDUCTOR_DB or the config file)", "URL"))
 
     def __repr__(self) -> str:
         return f"Settings({self.describe()})"
@@ -94,6 +174,32 @@ class Settings:
 
 SECRET_SETTINGS = ("zk_auth", "http_secret")
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+@dataclass(frozen=True)
+class FlaggedSetting:
+    """A setting the command line can give: `name` is also the parsed argument's name,
+    `kind` its type ("str", "int", "float", "bool" or "list[str]")."""
+
+    name: str
+    kind: str
+    flag: Flag
+
+    @property
+    def option(self) -> str:
+        return self.flag.option or "--" + self.name.replace("_", "-")
+
+
+FLAGGED = tuple(
+    FlaggedSetting(f.name, str(f.type).removesuffix(" | None"), f.metadata["flag"])
+    for f in _FIELDS.values() if "flag" in f.metadata)
+"""Every setting with a flag, in the order of the fields."""
+_OPTIONS = {setting.name: setting.option for setting in FLAGGED}
+
+
+def _option(name: str) -> str:
+    """The flag of a setting, as error messages name it."""
+    return _OPTIONS.get(name) or f"--{name.replace('_', '-')}"
 
 
 _CREDENTIALS = re.compile(r"([^:/@]*)(:[^@]*)?@")  # user[:password]@, as SQLAlchemy reads it
@@ -146,7 +252,7 @@ def load_settings(
             continue
         if name not in _FIELDS:
             raise ConfigError(f"unknown setting {name!r}")
-        values[name] = _coerce(name, value, f"option --{name.replace('_', '-')}")
+        values[name] = _coerce(name, value, f"option {_option(name)}")
     settings = Settings(**values)
     _validate(settings)
     return settings
@@ -224,7 +330,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 
 def _validate(settings: Settings) -> None:
-    if settings.executor not in ("threads", "processes"):
+    if settings.executor not in EXECUTORS:
         raise ConfigError(f"executor must be threads or processes, got {settings.executor!r}")
     if settings.workers < 0:
         raise ConfigError(f"workers must not be negative, got {settings.workers}")

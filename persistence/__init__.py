@@ -4,6 +4,7 @@ Knows nothing of ZooKeeper; never imports `conductor` or `jobboard`.
 """
 
 from persistence.connect import StoreOptions
+from persistence.contract import ExecutionStore
 from persistence.errors import (
     DelegationAlreadyCompleted,
     Fenced,
@@ -15,6 +16,7 @@ from persistence.errors import (
     UnknownExecution,
 )
 from persistence.memory import MemoryStore
+from persistence.opening import open_store
 from persistence.records import (
     AtomRecord,
     AtomState,
@@ -29,11 +31,8 @@ from persistence.records import (
     Ownership,
 )
 from persistence.sqlstore import SqlStore
-from persistence.store import ExecutionStore
-from persistence.stores import DEFAULT_URL, open_store
 
 __all__ = [
-    "DEFAULT_URL",
     "AtomRecord",
     "AtomState",
     "DelegationAlreadyCompleted",

@@ -19,7 +19,7 @@ from jobboard.board import JobBoard
 from jobboard.errors import JobNotFound
 from jobboard.model import JobState
 from jobboard.recipes import outcome_entry
-from persistence.store import ExecutionStore
+from persistence.contract import ExecutionStore
 
 # Kinds of chaos events (ChaosEvent.kind).
 KILL = "kill"  # SIGKILL of a conductor

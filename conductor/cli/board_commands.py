@@ -8,17 +8,11 @@ import time
 from typing import Any
 
 from conductor import jobfields
-from conductor.cli.common import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_TIMEOUT,
-    EXIT_USAGE,
-    CommandError,
-    add_board_options,
-    command_context,
-    parse_json_argument,
-)
+from conductor.cli.context import command_context
+from conductor.cli.options import add_board_options
 from conductor.cli.output import age, emit_json, emit_table, timestamp
+from conductor.cli.parser import parse_json_argument
+from conductor.cli.statuses import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, CommandError
 from jobboard.errors import WaitTimeout
 from jobboard.model import Job, JobState, Outcome
 

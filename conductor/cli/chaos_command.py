@@ -15,13 +15,13 @@ from pathlib import Path
 
 from conductor.chaos import ChaosConfig, ChaosConfigError, ChaosRunner
 from conductor.chaos.checker import CHECKS
-from conductor.cli.common import (
+from conductor.cli.parser import parse_json_argument
+from conductor.cli.statuses import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CommandError,
-    parse_json_argument,
 )
 from conductor.testing import ConditionTimeout
 from jobboard.testing.zkserver import ZooKeeperLaunchError

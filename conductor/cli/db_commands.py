@@ -7,15 +7,10 @@ import re
 from typing import Any
 
 from conductor.cli.board_commands import job_summary
-from conductor.cli.common import (
-    EXIT_OK,
-    EXIT_USAGE,
-    CommandError,
-    add_board_options,
-    add_db_options,
-    command_context,
-)
+from conductor.cli.context import command_context
+from conductor.cli.options import add_board_options, add_db_options
 from conductor.cli.output import duration, emit_json, emit_table, timestamp
+from conductor.cli.statuses import EXIT_OK, EXIT_USAGE, CommandError
 from conductor.config import prepare_db_url
 from jobboard.errors import JobNotFound
 from persistence import ExecutionRecord, ExecutionState, migrate

@@ -14,22 +14,19 @@ import os
 import signal
 import sys
 
-from conductor.cli.common import (
-    EXIT_OK,
-    EXIT_USAGE,
-    CommandError,
+from conductor.cli.context import command_context, open_board, open_execution_store
+from conductor.cli.options import (
     add_board_options,
     add_db_options,
-    command_context,
-    mask_url,
-    open_board,
-    open_execution_store,
-    parse_json_argument,
+    add_http_options,
+    add_setting_options,
     set_json_help,
     settings_from,
 )
 from conductor.cli.output import Announcer, emit_json
-from conductor.config import Settings
+from conductor.cli.parser import parse_json_argument
+from conductor.cli.statuses import EXIT_OK, EXIT_USAGE, CommandError
+from conductor.config import Settings, mask_url
 from conductor.delegation.callbacks import Callbacks
 from conductor.delegation.errors import InvalidCompletion
 from conductor.delegation.webhook import CallbackServer
@@ -56,52 +53,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     serve = commands.add_parser(
         "serve", help="serve the HTTP callback endpoint (POST /v1/callbacks/TOKEN)")
-    add_http_options(serve, required=False)
-    serve.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO (default), WARNING")
+    add_http_options(serve)
+    add_setting_options(serve, "log_level")
     add_board_options(serve)
     add_db_options(serve)
     set_json_help(serve, "print a JSON line on stdout when listening (http: the address, the "
                   "real port for :0; pid, zk, root, db) and one when stopped (signal, status); "
                   "logs stay text on stderr")
     serve.set_defaults(handler=cmd_serve)
-
-
-def add_http_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    """The callback endpoint's options (shared with `conductor run`)."""
-    group = parser.add_argument_group("HTTP callbacks")
-    if not any("--http" in action.option_strings for action in parser._actions):
-        group.add_argument("--http", metavar="ADDR", required=required,
-                           help="serve task callbacks on HOST:PORT")
-    group.add_argument("--http-url", metavar="URL",
-                       help="public base URL of the endpoint, given to third parties with "
-                       "each token (default http://HOST:PORT when HOST is not a wildcard)")
-    group.add_argument("--http-secret", metavar="@FILE", type=secret_argument,
-                       help="require 'Authorization: Bearer SECRET', the SECRET read from the "
-                       "first line of FILE; safe alternatives: CONDUCTOR_HTTP_SECRET or "
-                       "http_secret in the config file. A literal SECRET is still accepted but "
-                       "shows in process listings (ps); it must not be empty")
-    group.add_argument("--http-max-body", type=int, metavar="BYTES",
-                       help="largest callback body accepted (default 1 MiB)")
-    group.add_argument("--http-max-connections", type=int, metavar="N",
-                       help="connections served at once; more are answered 503 (default 64)")
-    group.add_argument("--http-request-deadline", type=float, metavar="S",
-                       help="seconds a client has to send its whole request, else 408 "
-                       "(default 10)")
-
-
-def secret_argument(text: str) -> str:
-    """--http-secret's value: @FILE is the first line of FILE (stripped), anything else the
-    secret itself (kept for compatibility: it shows in process listings). Errors name the file,
-    never the secret."""
-    if not text.startswith("@"):
-        return text
-    path = text[1:]
-    try:
-        with open(path) as source:
-            return source.readline().strip()
-    except OSError as exc:
-        raise argparse.ArgumentTypeError(
-            f"cannot read the secret from {path}: {exc.strerror}") from None
 
 
 def _read_token(text: str) -> str:
@@ -199,5 +158,4 @@ def public_url(settings: Settings, server: CallbackServer) -> str | None:
     return server.url
 
 
-__all__ = ["add_http_options", "cmd_complete", "cmd_serve", "public_url", "secret_argument",
-           "start_server"]
+__all__ = ["cmd_complete", "cmd_serve", "public_url", "start_server"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from conductor.cli import (
     board_commands,
@@ -19,8 +20,9 @@ from conductor.cli import (
     delegation_commands,
     run_command,
 )
-from conductor.cli.common import CommandParser, UsageError, json_requested, report_usage_error
-from conductor.cli.common import run_command as run_handler
+from conductor.cli.output import report_failure, report_usage_error
+from conductor.cli.parser import CommandParser, UsageError, json_requested
+from conductor.cli.statuses import failure_for
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
     delegation_commands.register(commands)
     chaos_command.register(commands)
     return parser
+
+
+def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command handler; an expected error ends it with a message and its exit status
+    (`statuses.failure_for`), any other propagates (a bug, with its traceback)."""
+    try:
+        return handler(args)
+    except (Exception, KeyboardInterrupt) as error:
+        failure = failure_for(error)
+        if failure is None:
+            raise
+        return report_failure(args, failure)
 
 
 def main(argv: list[str] | None = None) -> int:

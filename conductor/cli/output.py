@@ -1,13 +1,18 @@
-"""How CLI commands print: aligned tables for people, one JSON document for programs."""
+"""How CLI commands print: aligned tables for people, one JSON document for programs, and an
+error as one line on stderr (one JSON object with --json)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO
+
+from conductor.cli.parser import UsageError
+from conductor.cli.statuses import EXIT_USAGE, KINDS, Failure
 
 
 def emit_json(data: Any, stream: TextIO | None = None) -> None:
@@ -94,3 +99,30 @@ class Announcer:
             if not self.stopped:
                 self.stopped = True
                 emit_event("stopped", **fields)
+
+
+def report_failure(args: argparse.Namespace, failure: Failure) -> int:
+    """Print an error on stderr (as JSON with --json) and return its exit status."""
+    if getattr(args, "json", False):
+        write_json_error(failure.message, failure.status, failure.kind)
+    else:
+        sys.stderr.write(f"conductor: error: {failure.message}\n")
+    return failure.status
+
+
+def report_usage_error(error: UsageError, as_json: bool) -> int:
+    """A usage error on stderr: argparse's usage and message, or with --json the one JSON error
+    object every command prints; returns EXIT_USAGE."""
+    if as_json:
+        write_json_error(f"{error.parser.prog}: {error.message}", EXIT_USAGE, "usage")
+    else:
+        error.parser.print_usage(sys.stderr)
+        sys.stderr.write(f"{error.parser.prog}: error: {error.message}\n")
+    return EXIT_USAGE
+
+
+def write_json_error(message: str, status: int, kind: str | None = None) -> None:
+    """The one JSON error shape: {"error": message, "status": exit status, "kind": usage |
+    timeout | failed | unavailable | interrupted}, one line on stderr."""
+    document = {"error": message, "status": status, "kind": kind or KINDS.get(status, "failed")}
+    sys.stderr.write(json.dumps(document) + "\n")

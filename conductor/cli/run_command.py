@@ -21,21 +21,19 @@ import threading
 import time
 from typing import Any
 
-from conductor.cli.common import (
-    EXIT_FAILED,
-    EXIT_OK,
-    CommandError,
+from conductor.cli.context import open_board, open_execution_store
+from conductor.cli.delegation_commands import public_url, start_server
+from conductor.cli.options import (
     add_board_options,
     add_db_options,
-    mask_url,
-    open_board,
-    open_execution_store,
+    add_http_options,
+    add_setting_group,
     set_json_help,
     settings_from,
 )
-from conductor.cli.delegation_commands import add_http_options, public_url, start_server
 from conductor.cli.output import Announcer
-from conductor.config import Settings
+from conductor.cli.statuses import EXIT_FAILED, EXIT_OK, CommandError
+from conductor.config import Settings, mask_url
 from conductor.daemon import Conductor
 from conductor.daemon.services import Policy
 from conductor.delegation.callbacks import Callbacks
@@ -52,37 +50,9 @@ _DONE_SIGNAL = signal.SIGUSR1  # the serving thread tells the main thread it has
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser("run", help="run a conductor daemon")
-    run.add_argument("--flows", action="append", metavar="MODULE|FILE",
-                     help="Python module, .py file or YAML workbook of flows (repeatable)")
-    run.add_argument("--name", help="conductor id, unique among live conductors "
-                     "(default: host-pid)")
-    run.add_argument("--max-jobs", type=int, metavar="N", help="jobs run at once (default 4)")
-    run.add_argument("--grace", type=float, metavar="S",
-                     help="seconds tasks in flight may finish after SIGTERM (default 30)")
-    run.add_argument("--http", metavar="ADDR", help="serve task callbacks on HOST:PORT")
-    add_http_options(run, required=False)
-    run.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO (default), WARNING")
-    run.add_argument("--executor", choices=("threads", "processes"),
-                     help="where task attempts run (default threads)")
-    run.add_argument("--workers", type=int, metavar="N",
-                     help="task threads (default max(16, 4 x max-jobs)) or processes "
-                     "(default: the CPU count)")
-    run.add_argument("--task-ledger", metavar="FILE",
-                     help="append one JSON line per task attempt started (audit, chaos checks)")
-    policy = run.add_argument_group("failure policy")
-    policy.add_argument("--max-crashes", type=int, metavar="K",
-                        help="owners in a row that may die holding a job without progress "
-                        "before it is dead-lettered (default 3)")
-    policy.add_argument("--max-declines", type=int, metavar="K",
-                        help="declines (by conductors lacking the job's flow, or unable to "
-                        "send its tasks to processes) after which it is dead-lettered: the "
-                        "K-th decline trashes it (default 20)")
-    policy.add_argument("--release-backoff", type=float, metavar="S",
-                        help="first delay before this conductor retries a job it gave back "
-                        "(doubles each time; default 5)")
-    policy.add_argument("--db-retry-for", type=float, metavar="S",
-                        help="seconds database errors are retried before the job is given "
-                        "back (default 30)")
+    add_setting_group(run, "daemon")
+    add_http_options(run)
+    add_setting_group(run, "policy")
     add_board_options(run)
     add_db_options(run)
     set_json_help(run, "print a JSON line on stdout when ready (presence registered: name, "

@@ -23,7 +23,7 @@ from conductor.registry import Registry
 from jobboard.board import JobBoard
 from jobboard.errors import BoardError
 from jobboard.model import BoardEvent, BoardEventKind
-from persistence.store import ExecutionStore
+from persistence.contract import ExecutionStore
 
 log = logging.getLogger("conductor")
 

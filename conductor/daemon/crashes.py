@@ -28,8 +28,8 @@ from conductor import jobfields
 from jobboard.board import JobBoard
 from jobboard.errors import BoardUnavailable
 from jobboard.recipes import MonotonicField
+from persistence.contract import ExecutionStore
 from persistence.records import AtomState, ExecutionRecord, Ownership
-from persistence.store import ExecutionStore
 
 CONFIRM_SETTLE_FOR = 10.0
 """Seconds the owner that found an earlier owner alive tries to record that on the job."""

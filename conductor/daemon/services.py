@@ -11,7 +11,7 @@ from conductor.engine.control import RunControl
 from conductor.engine.dispatch import Dispatcher
 from conductor.registry import Registry
 from jobboard.board import JobBoard
-from persistence.store import ExecutionStore
+from persistence.contract import ExecutionStore
 
 
 @dataclass(frozen=True)

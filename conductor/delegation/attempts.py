@@ -15,6 +15,7 @@ from conductor.delegation.waiting import DelegationWaits, Verdict
 from conductor.engine.core import Core
 from conductor.engine.decisions import EXECUTE, AttemptFailure, Invocation
 from persistence import jsonvalue
+from persistence.contract import ExecutionStore
 from persistence.errors import NotSerializable
 from persistence.records import (
     AtomRecord,
@@ -23,7 +24,6 @@ from persistence.records import (
     ExecutionRecord,
     NewDelegation,
 )
-from persistence.store import ExecutionStore
 
 log = logging.getLogger("conductor.engine")
 

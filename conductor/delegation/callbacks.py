@@ -37,6 +37,7 @@ from jobboard.errors import BoardError, BoardUnavailable, InvalidJob, JobNotFoun
 from jobboard.model import JobState
 from jobboard.recipes.intents import Intent, Intents
 from persistence import jsonvalue
+from persistence.contract import ExecutionStore
 from persistence.errors import (
     DelegationAlreadyCompleted,
     NotSerializable,
@@ -44,7 +45,6 @@ from persistence.errors import (
     UnknownDelegation,
 )
 from persistence.records import AtomState, DelegationRecord, Failure
-from persistence.store import ExecutionStore
 
 log = logging.getLogger("conductor.delegation")
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from conductor.delegation import tokens
 from conductor.flow.context import Delegation, DelegationUnavailable
+from persistence.contract import ExecutionStore
 from persistence.records import NewDelegation
-from persistence.store import ExecutionStore
 
 
 class AttemptDelegator:

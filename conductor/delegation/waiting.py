@@ -29,8 +29,8 @@ from typing import Any
 from conductor.delegation.errors import DelegationFailed, DelegationTimeout
 from conductor.delegation.tokens import RowKind, kind_of
 from conductor.flow.retry import exception_kinds, type_name
+from persistence.contract import ExecutionStore
 from persistence.records import AtomRecord, AtomState, DelegationRecord, Failure
-from persistence.store import ExecutionStore
 
 _FAILED_KINDS = exception_kinds(DelegationFailed("x"))
 _TIMEOUT_KINDS = exception_kinds(DelegationTimeout("x"))

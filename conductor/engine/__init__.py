@@ -26,8 +26,8 @@ from conductor.engine.graph import AtomSpec, CompiledFlow, Graph, Source
 from conductor.engine.runner import Runner, RunResult, RunState
 from conductor.flow.patterns import Flow
 from conductor.flow.task import Task
+from persistence.contract import ExecutionStore
 from persistence.memory import MemoryStore
-from persistence.store import ExecutionStore
 
 
 def run_flow(

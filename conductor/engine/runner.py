@@ -32,6 +32,7 @@ from conductor.engine.graph import CompiledFlow
 from conductor.flow.context import CancelFlag, Delegated, TaskContext
 from conductor.flow.errors import TaskTimeout
 from persistence import jsonvalue
+from persistence.contract import ExecutionStore
 from persistence.errors import Fenced, NotSerializable, StoreUnavailable
 from persistence.records import (
     AtomRecord,
@@ -40,7 +41,6 @@ from persistence.records import (
     ExecutionState,
     Failure,
 )
-from persistence.store import ExecutionStore
 
 log = logging.getLogger("conductor.engine")
 

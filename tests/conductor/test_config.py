@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pytest
 
-from conductor.cli.delegation_commands import secret_argument
-from conductor.config import ConfigError, Settings, load_settings, mask_url, prepare_db_url
+from conductor.cli.main import build_parser
+from conductor.cli.options import settings_from
+from conductor.cli.parser import UsageError, secret_argument
+from conductor.config import (
+    FLAGGED,
+    ConfigError,
+    FlaggedSetting,
+    Settings,
+    load_settings,
+    mask_url,
+    prepare_db_url,
+)
 from conductor.testing import ConductorProcess
 
 
@@ -164,3 +175,44 @@ def test_the_callback_endpoint_limits_are_settings() -> None:
     assert (settings.http_max_connections, settings.http_request_deadline) == (8, 2.5)
     with pytest.raises(ConfigError, match="http_max_connections must be at least 1"):
         load_settings({"http_max_connections": 0}, env={})
+
+
+def _flag_and_env_values(setting: FlaggedSetting) -> tuple[list[str], str, object]:
+    """Command-line words giving `setting`, another valid value for its environment variable,
+    and the value the flag must give."""
+    if setting.kind == "bool":
+        return [setting.option], "false", True
+    flag, env, value = {"int": ("7", "5", 7), "float": ("2.5", "3", 2.5),
+                        "list[str]": ("x.flows", "env.flows", ["x.flows"])}.get(
+        setting.kind, ("/flagged", "/env", "/flagged"))
+    if setting.flag.choices:
+        flag, env, value = setting.flag.choices[-1], setting.flag.choices[0], \
+            setting.flag.choices[-1]
+    return [setting.option, flag], env, value
+
+
+@pytest.mark.parametrize("setting", FLAGGED, ids=lambda setting: setting.name)
+def test_every_setting_declared_with_a_flag_is_a_flag_of_run_over_its_variable(
+        setting: FlaggedSetting, monkeypatch: pytest.MonkeyPatch) -> None:
+    words, env_value, expected = _flag_and_env_values(setting)
+    monkeypatch.delenv("CONDUCTOR_CONFIG", raising=False)
+    monkeypatch.setenv(f"CONDUCTOR_{setting.name.upper()}", env_value)
+    args = build_parser().parse_args(["run", *words])
+    assert getattr(settings_from(args), setting.name) == expected
+    assert getattr(settings_from(build_parser().parse_args(["run"])), setting.name) != expected
+
+
+@pytest.mark.parametrize("name", ["zk_auth", "zk_tls", "zk_ca", "zk_certfile", "zk_keyfile"])
+def test_credentials_and_tls_files_have_no_flag(name: str) -> None:
+    assert name in Settings.__dataclass_fields__
+    assert name not in {setting.name for setting in FLAGGED}
+    with pytest.raises(UsageError, match="unrecognized arguments"):
+        build_parser().parse_args(["run", f"--{name.replace('_', '-')}", "x"])
+
+
+def test_the_readme_settings_table_names_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("| Setting | Default | Meaning |", 1)[1].split("\n\n", 1)[0]
+    named = {name for row in table.splitlines()[2:]
+             for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert named == set(Settings.__dataclass_fields__)

@@ -1,4 +1,8 @@
-"""Opening a store from a URL: the one entry point the conductor and the CLI use."""
+"""Opening a store from a URL: the one entry point the conductor and the CLI use.
+
+There is no default URL here: where a conductor keeps its executions is a setting of the
+conductor (`conductor.config`), which passes it in.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,8 @@ from persistence import migrate
 from persistence.connect import StoreOptions, create_store_engine
 from persistence.sqlstore import SqlStore
 
-DEFAULT_URL = "sqlite:///conductor.db"
-"""Where a conductor keeps its executions when no --db is given (a file in its directory)."""
 
-
-def open_store(
-    url: str | URL = DEFAULT_URL, *, check_schema: bool = True, **options: Any
-) -> SqlStore:
+def open_store(url: str | URL, *, check_schema: bool = True, **options: Any) -> SqlStore:
     """A SqlStore on `url` (`sqlite:///path` or `postgresql+psycopg://user:pw@host/db`).
 
     `options` are StoreOptions fields (retry_for, pool_size, max_overflow, pool_timeout,
