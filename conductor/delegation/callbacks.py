@@ -21,7 +21,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from conductor.delegation import tokens
 from conductor.delegation.errors import (
     AttemptSuperseded,
     DelegationFailed,
@@ -29,6 +28,7 @@ from conductor.delegation.errors import (
     TaskFinished,
 )
 from conductor.delegation.intents import CompletionIntents, Intent
+from conductor.engine.delegated import tokens
 from conductor.flow.errors import Cancelled
 from conductor.flow.retry import type_name
 from jobboard.board import JobBoard

@@ -41,7 +41,7 @@ from typing import Any
 
 from conductor.delegation.callbacks import Callbacks
 from conductor.delegation.errors import InvalidCompletion
-from conductor.delegation.tokens import redact
+from conductor.engine.delegated.tokens import redact
 from jobboard.errors import BoardUnavailable
 from persistence.errors import DelegationAlreadyCompleted, StoreUnavailable, UnknownDelegation
 

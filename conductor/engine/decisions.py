@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from conductor.delegation.tokens import redact
+from conductor.engine.delegated.tokens import redact
 from conductor.flow.retry import exception_kinds
 from conductor.flow.task import Task
 from persistence.records import AtomRecord, ExecutionChange, Failure
@@ -51,7 +51,7 @@ class AttemptFailure:
 
 def redacted(failure: Failure) -> Failure:
     """`failure` with anything token-shaped scrubbed from its message and traceback
-    (`conductor.delegation.tokens.redact`); persistence saves failures as given."""
+    (`conductor.engine.delegated.tokens.redact`); persistence saves failures as given."""
     message, text = redact(failure.message), redact(failure.traceback)
     if (message, text) == (failure.message, failure.traceback):
         return failure

@@ -5,7 +5,7 @@ fenced write (a finished task's SUCCESS together with the RUNNING of the tasks i
 and only then dispatch. So a task never starts unless its RUNNING state is saved under the
 runner's epoch: a stale owner is fenced off before it can start anything.
 
-Delegated attempts are settled from their delegation rows (conductor.delegation.attempts): the
+Delegated attempts are settled from their delegation rows (conductor.engine.delegated.attempts): the
 rows are read when the run resumes, after a task returns Delegated, when `notify_delegations()`
 announces a completion, when a cancel is applied, and once more before parking; their deadlines
 are timers of this loop. A cancelled run ends its delegated attempts instead of waiting.
@@ -22,11 +22,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from conductor.delegation import attempts as delegated  # a module: no import cycle
 from conductor.engine.clock import TICK, Clock, SystemClock
 from conductor.engine.control import RunControl
 from conductor.engine.core import Core
 from conductor.engine.decisions import EXECUTE, AttemptFailure, Invocation, redacted_failure
+from conductor.engine.delegated import attempts as delegated
 from conductor.engine.dispatch import Dispatcher, LocalDispatcher
 from conductor.engine.graph import CompiledFlow
 from conductor.flow.context import CancelFlag, Delegated, TaskContext

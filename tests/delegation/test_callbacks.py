@@ -20,7 +20,7 @@ from conductor.delegation import (
     completion_outcome,
 )
 from conductor.delegation.intents import folder
-from conductor.delegation.issuing import AttemptDelegator
+from conductor.engine.delegated.issuing import AttemptDelegator
 from conductor.flow import Delegated, Retry, TaskContext, linear, task, unordered
 from conductor.registry import Registry
 from conductor.testing import wait_until
