@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from conductor.engine.core import Core
-from conductor.engine.decisions import EXECUTE, AttemptFailure, Invocation
+from conductor.engine.decisions import Action, AttemptFailure, Invocation
 from conductor.engine.delegated.issuing import AttemptDelegator
 from conductor.engine.delegated.tokens import deadline_key
 from conductor.engine.delegated.waiting import DelegationWaits, Verdict
@@ -83,7 +83,7 @@ class DelegatedAttempts:
         """For an attempt about to start whose task already has a result sent with an earlier
         attempt's token: its records, completed with that result (the task is not called
         again). None: start it normally."""
-        if invocation.action != EXECUTE or invocation.name not in self.waits.rows:
+        if invocation.action is not Action.EXECUTE or invocation.name not in self.waits.rows:
             return None
         verdict = self.waits.late_result(
             invocation.name, core.first_attempt(invocation.name), invocation.attempt)
