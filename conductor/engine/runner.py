@@ -5,7 +5,7 @@ fenced write (a finished task's SUCCESS together with the RUNNING of the tasks i
 and only then dispatch. So a task never starts unless its RUNNING state is saved under the
 runner's epoch: a stale owner is fenced off before it can start anything.
 
-Delegated attempts are settled from their delegation rows (conductor.engine.delegated.attempts): the
+Delegated attempts are settled from their delegation rows (conductor.engine.delegated): the
 rows are read when the run resumes, after a task returns Delegated, when `notify_delegations()`
 announces a completion, when a cancel is applied, and once more before parking; their deadlines
 are timers of this loop. A cancelled run ends its delegated attempts instead of waiting.
@@ -13,7 +13,6 @@ are timers of this loop. A cancelled run ends its delegated attempts instead of 
 
 from __future__ import annotations
 
-import enum
 import logging
 import queue
 import random as random_module
@@ -35,6 +34,7 @@ from conductor.engine.decisions import (
 from conductor.engine.delegated.attempts import DelegatedAttempts
 from conductor.engine.dispatch import Dispatcher, LocalDispatcher
 from conductor.engine.graph import CompiledFlow
+from conductor.engine.results import EngineStalled, RunResult, RunState
 from conductor.flow.context import CancelFlag, Delegated, TaskContext
 from conductor.flow.errors import TaskTimeout
 from persistence import jsonvalue
@@ -44,9 +44,10 @@ from persistence.records import (
     ExecutionChange,
     ExecutionRecord,
     ExecutionState,
-    Failure,
 )
 from persistence.store import ExecutionStore
+
+__all__ = ["GATE_RECHECK", "EngineStalled", "RunResult", "RunState", "Runner"]
 
 log = logging.getLogger("conductor.engine")
 
@@ -55,39 +56,6 @@ GATE_RECHECK = 0.05
 
 _LOOK_AGAIN = object()
 """Put on a runner's queue by notify_delegations(): read the delegation rows again."""
-
-
-class RunState(str, enum.Enum):
-    """How a run ended. ABANDONED: the runner stopped without saving a final word (aborted,
-    fenced off, or the store became unavailable); `reason` and `error` say which."""
-
-    SUCCESS = "SUCCESS"
-    REVERTED = "REVERTED"
-    FAILED = "FAILED"
-    SUSPENDED = "SUSPENDED"
-    PARKED = "PARKED"
-    ABANDONED = "ABANDONED"
-
-
-@dataclass
-class RunResult:
-    """The end of a run: state, the flow's result (SUCCESS) or failure (REVERTED/FAILED)."""
-
-    state: RunState
-    result: Any = None
-    failure: Failure | None = None
-    reason: str = ""
-    error: BaseException | None = None
-    execution_id: str = ""
-    park_until: float | None = None
-    """PARKED: the earliest open deadline of a delegated attempt (None: none)."""
-    completed_seen: frozenset[int] = frozenset()
-    """PARKED: ids of the delegation rows seen completed when the run decided to park; a row
-    completed later must wake the parked job again (conductor.daemon.jobrun checks)."""
-
-
-class EngineStalled(RuntimeError):
-    """The core has nothing to run and nothing to wait for, yet the flow has not finished."""
 
 
 @dataclass
