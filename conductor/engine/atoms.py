@@ -53,6 +53,12 @@ class Atoms:
         self.records[name] = new
         return new
 
+    def state(self, name: str) -> AtomState:
+        """`name`'s state (PENDING for an atom inside a container that never started: it has
+        no record)."""
+        rec = self.records.get(name)
+        return AtomState.PENDING if rec is None else rec.state
+
     def record(self, name: str) -> AtomRecord:
         """`name`'s record; a PENDING one if it has none yet."""
         rec = self.records.get(name)

@@ -83,7 +83,7 @@ class Compensation:
                 revert.queue = sorted(
                     (n for n, spec in atoms.specs.items()
                      if spec.kind is AtomKind.TASK and n != scope and atoms.in_scope(n, scope)
-                     and atoms.records[n].state in (AtomState.SUCCESS, AtomState.REVERTING)),
+                     and atoms.state(n) in (AtomState.SUCCESS, AtomState.REVERTING)),
                     key=lambda n: atoms.specs[n].key,
                 )
             while revert.queue and not self._status.revert_failed:
@@ -141,7 +141,9 @@ class Compensation:
         are REVERTED (left as they were if compensation stopped), and the execution ends."""
         atoms = self._atoms
         for name, spec in atoms.specs.items():
-            rec = atoms.records[name]
+            rec = atoms.records.get(name)
+            if rec is None:  # inside a container that never started: nothing of it was saved
+                continue
             if rec.state is AtomState.PENDING:
                 atoms.move(rec, AtomState.IGNORED, Intention.IGNORE)
                 rec.not_before = None

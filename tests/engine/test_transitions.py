@@ -130,6 +130,7 @@ def test_scenarios_of_the_core_make_only_legal_transitions(seen: list[Transition
     rounds = compile_flow(linear(t("a", retry=Retry(times=1)), sub, t("b")), {})
     drive(rounds, _fail("s2"))
     drive(rounds, _fail("b"))
+    drive(rounds, _fail("a"))  # fails before the sub-flow started
     drive(rounds, _fail("a", times=1))
     each = task(lambda item: item, name="each", provides="v")
     looped = compile_flow(linear(repeat(each, over="xs", provides="vs"), t("z")), {"xs": [1]})
