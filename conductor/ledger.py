@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from conductor.engine.decisions import EXECUTE, Invocation
+from conductor.engine.decisions import Invocation
 from conductor.engine.dispatch import Dispatcher
 from conductor.engine.graph import CompiledFlow
 from conductor.flow.context import TaskContext
@@ -65,7 +65,7 @@ class LedgerDispatcher:
             "job": context.job_id,
             "task": context.task,
             "attempt": context.attempt,
-            "action": "execute" if invocation.action == EXECUTE else "revert",
+            "action": invocation.action.value,
             "pid": os.getpid(),
             "t": time.time(),
         })

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from conductor.engine.graph import RETRY, TASK, AtomSpec, CompiledFlow
+from conductor.engine.graph import AtomKind, AtomSpec, CompiledFlow
 from conductor.registry import Registry
 
 
@@ -22,9 +22,9 @@ def successors(flow: CompiledFlow) -> dict[str, frozenset[str]]:
 
     def tasks_in(name: str) -> set[str]:
         atom = atoms[name]
-        if atom.kind == TASK:
+        if atom.kind is AtomKind.TASK:
             return {name}
-        if atom.kind == RETRY:
+        if atom.kind is AtomKind.RETRY:
             return {task for child in atom.children if child in atoms
                     for task in tasks_in(child)}
         return set()
@@ -40,7 +40,7 @@ def successors(flow: CompiledFlow) -> dict[str, frozenset[str]]:
             current = atoms.get(current.parent) if current.parent else None
         return found
 
-    step = {name: direct(atom) for name, atom in atoms.items() if atom.kind == TASK}
+    step = {name: direct(atom) for name, atom in atoms.items() if atom.kind is AtomKind.TASK}
     closure: dict[str, frozenset[str]] = {}
     for name, after in step.items():
         seen: set[str] = set()

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from conductor import jobfields
-from conductor.delegation import tokens
 from conductor.delegation.errors import (
     AttemptSuperseded,
     DelegationFailed,
     InvalidCompletion,
     TaskFinished,
 )
+from conductor.engine.delegated import tokens
 from conductor.flow.errors import Cancelled
 from conductor.flow.retry import type_name
 from jobboard.board import JobBoard

@@ -1,4 +1,5 @@
-"""Errors of delegated tasks: what the runner records on an attempt, and what a completion gets.
+"""Errors of delegated tasks: what a completion gets, and (defined in the engine, exported here
+under their saved names) what the runner records on an attempt.
 
 The completion errors map one to one onto the front ends: UnknownDelegation (HTTP 404, CLI exit
 1), DelegationAlreadyCompleted and its subclasses (HTTP 409, CLI exit 1), InvalidCompletion
@@ -8,18 +9,8 @@ them ever carries the token.
 
 from __future__ import annotations
 
-from conductor.flow.errors import TaskTimeout
+from conductor.engine.delegated.errors import DelegationFailed, DelegationTimeout
 from persistence.errors import DelegationAlreadyCompleted, UnknownDelegation
-
-
-class DelegationFailed(Exception):
-    """The third party completed the delegation with an error (the attempt fails with it; the
-    task's retry policy applies, e.g. `Retry(on=[DelegationFailed])`)."""
-
-
-class DelegationTimeout(TaskTimeout):
-    """A delegation's deadline passed without a completion (a TaskTimeout: retry policies on
-    TaskTimeout apply)."""
 
 
 class TaskFinished(DelegationAlreadyCompleted):

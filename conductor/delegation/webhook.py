@@ -30,7 +30,7 @@ from typing import Any
 
 from conductor.delegation.callbacks import Callbacks
 from conductor.delegation.errors import InvalidCompletion
-from conductor.delegation.tokens import redact
+from conductor.engine.delegated.tokens import redact
 from conductor.http.handler import (
     DEFAULT_MAX_BODY,
     DEFAULT_REQUEST_DEADLINE,

@@ -3,56 +3,55 @@
     from conductor.engine import run_flow
     outcome = run_flow(my_flow, {"n": 3})          # MemoryStore, thread pool
     outcome.state, outcome.result
+
+The names below are loaded on first use (PEP 562): importing the passive core
+(`conductor.engine.core`) loads neither the runner, the dispatchers nor any store.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from conductor.engine.clock import Clock, FakeClock, SystemClock
-from conductor.engine.compiler import compile_flow
-from conductor.engine.control import RunControl
-from conductor.engine.core import Core
-from conductor.engine.decisions import AttemptFailure, Decision, Invocation
-from conductor.engine.dispatch import (
-    Dispatcher,
-    LocalDispatcher,
-    ProcessDispatcher,
-    TaskNotSendable,
-)
-from conductor.engine.graph import AtomSpec, CompiledFlow, Graph, Source
-from conductor.engine.runner import Runner, RunResult, RunState
-from conductor.flow.patterns import Flow
-from conductor.flow.task import Task
-from persistence.contract import ExecutionStore
-from persistence.memory import MemoryStore
+if TYPE_CHECKING:
+    from conductor.engine.clock import Clock, FakeClock, SystemClock
+    from conductor.engine.compiler import compile_flow
+    from conductor.engine.control import RunControl
+    from conductor.engine.core import Core
+    from conductor.engine.decisions import AttemptFailure, Decision, Invocation
+    from conductor.engine.dispatch import (
+        Dispatcher,
+        LocalDispatcher,
+        ProcessDispatcher,
+        TaskNotSendable,
+    )
+    from conductor.engine.graph import AtomSpec, CompiledFlow, Graph, Source
+    from conductor.engine.local import run_flow
+    from conductor.engine.runner import Runner, RunResult, RunState
 
-
-def run_flow(
-    flow: Task | Flow | CompiledFlow,
-    inputs: Mapping[str, Any] | None = None,
-    *,
-    store: ExecutionStore | None = None,
-    job_id: str | None = None,
-    flow_name: str = "local",
-    epoch: int = 1,
-    owner: str = "local",
-    **options: Any,
-) -> RunResult:
-    """Compile (if needed) and run a flow to its end in this process; for scripts and tests.
-
-    Creates (or, for a known `job_id`, resumes) the job's execution in `store` (default: a new
-    MemoryStore), takes it over with `epoch`, and runs it. `options` go to Runner.
-    """
-    inputs = dict(inputs or {})
-    compiled = flow if isinstance(flow, CompiledFlow) else compile_flow(flow, inputs)
-    store = store if store is not None else MemoryStore()
-    created = store.create_execution(job_id or str(uuid.uuid4()), flow_name, "1", inputs)
-    execution = store.take_over(created.id, epoch, owner)
-    return Runner(store, compiled, execution, epoch, **options).run()
-
+_HOMES = {
+    "AtomSpec": "conductor.engine.graph",
+    "AttemptFailure": "conductor.engine.decisions",
+    "Clock": "conductor.engine.clock",
+    "CompiledFlow": "conductor.engine.graph",
+    "Core": "conductor.engine.core",
+    "Decision": "conductor.engine.decisions",
+    "Dispatcher": "conductor.engine.dispatch",
+    "FakeClock": "conductor.engine.clock",
+    "Graph": "conductor.engine.graph",
+    "Invocation": "conductor.engine.decisions",
+    "LocalDispatcher": "conductor.engine.dispatch",
+    "ProcessDispatcher": "conductor.engine.dispatch",
+    "RunControl": "conductor.engine.control",
+    "RunResult": "conductor.engine.runner",
+    "RunState": "conductor.engine.runner",
+    "Runner": "conductor.engine.runner",
+    "Source": "conductor.engine.graph",
+    "SystemClock": "conductor.engine.clock",
+    "TaskNotSendable": "conductor.engine.dispatch",
+    "compile_flow": "conductor.engine.compiler",
+    "run_flow": "conductor.engine.local",
+}
 
 __all__ = [
     "AtomSpec",
@@ -77,3 +76,16 @@ __all__ = [
     "compile_flow",
     "run_flow",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})

@@ -7,151 +7,184 @@ the execution ends FAILED, keeping its original failure.
 
 from __future__ import annotations
 
-from conductor.engine.decisions import REVERT, AttemptFailure, Invocation
-from conductor.engine.graph import TASK
-from conductor.engine.state import FIRST_ATTEMPTS, ExecutionView, Revert
-from persistence.records import (
-    AtomRecord,
-    AtomState,
-    ExecutionChange,
-    ExecutionState,
-    Failure,
-    Intention,
-)
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from conductor.engine.atoms import FIRST_ATTEMPTS, Atoms
+from conductor.engine.decisions import Action, AttemptFailure, Invocation
+from conductor.engine.graph import AtomKind
+from conductor.engine.schedule import InFlight, Schedule
+from conductor.engine.status import ExecutionStatus
+from persistence.records import AtomRecord, AtomState, ExecutionState, Failure, Intention
 
 
-class Compensation(ExecutionView):
-    """The revert rules of the core."""
+@dataclass
+class ScopeRevert:
+    """A scope being reverted: the whole flow (scope None, to fail) or a retry controller's
+    sub-flow (to run it again)."""
 
-    def _fail_flow(self, failure: Failure, changes: list[AtomRecord]) -> None:
-        if self.failure is None:
-            self.failure = failure
-        self._begin_revert(None, retry=False)
-        self._execution = ExecutionChange(ExecutionState.RUNNING, failure=self.failure)
+    retry: bool
+    queue: list[str] | None = None  # atoms still to revert, ascending key (pop from the end)
+    current: str | None = None  # the atom whose revert is in flight
 
-    def _begin_revert(self, scope: str | None, *, retry: bool) -> None:
-        reverting = self._s.reverting
-        for inner in [r for r in reverting if r is not None and r != scope]:
-            if self._in_scope(inner, scope):
-                del reverting[inner]
-        reverting[scope] = Revert(retry=retry)
 
-    def _busy_in(self, scope: str | None) -> bool:
-        s = self._s
-        return any(self._in_scope(n, scope) for n in (*s.in_flight, *s.rerun))
+class Compensation:
+    """The revert rules of the passive core, over the core's atoms, schedule and status."""
 
-    def _advance_reverts(self, now: float, changes: list[AtomRecord],
-                         starts: list[Invocation]) -> None:
-        for scope, revert in list(self._s.reverting.items()):
-            if revert.current is not None or self._busy_in(scope):
+    def __init__(self, atoms: Atoms, schedule: Schedule, status: ExecutionStatus,
+                 random: Callable[[], float]) -> None:
+        self._atoms = atoms
+        self._schedule = schedule
+        self._status = status
+        self._random = random
+        self.reverting: dict[str | None, ScopeRevert] = {}
+
+    def frozen(self, name: str) -> bool:
+        """Whether `name` is inside a scope being reverted (it neither starts nor moves on)."""
+        if not self.reverting:
+            return False
+        if None in self.reverting or self._status.revert_failed:
+            return True
+        specs = self._atoms.specs
+        parent = specs[name].parent
+        while parent is not None:
+            if parent in self.reverting:
+                return True
+            parent = specs[parent].parent
+        return False
+
+    def fail_flow(self, failure: Failure) -> None:
+        """The flow fails: note the failure and revert everything."""
+        self._status.note_failure(failure)
+        self.begin(None, retry=False)
+
+    def begin(self, scope: str | None, *, retry: bool) -> None:
+        """Start reverting `scope` (None: the flow); it takes over scopes inside it."""
+        for inner in [r for r in self.reverting if r is not None and r != scope]:
+            if self._atoms.in_scope(inner, scope):
+                del self.reverting[inner]
+        self.reverting[scope] = ScopeRevert(retry=retry)
+
+    def busy_in(self, scope: str | None) -> bool:
+        schedule = self._schedule
+        return any(self._atoms.in_scope(n, scope)
+                   for n in (*schedule.in_flight, *schedule.rerun))
+
+    def advance(self, now: float, changes: list[AtomRecord], starts: list[Invocation]) -> None:
+        """Start the next revert of every scope that has nothing in flight; finish a scope
+        with nothing left to revert."""
+        atoms = self._atoms
+        for scope, revert in list(self.reverting.items()):
+            if self._status.final is not None:
+                return
+            if revert.current is not None or self.busy_in(scope):
                 continue
             if revert.queue is None:
                 revert.queue = sorted(
-                    (n for n, spec in self.specs.items()
-                     if spec.kind == TASK and n != scope and self._in_scope(n, scope)
-                     and self.records[n].state in (AtomState.SUCCESS, AtomState.REVERTING)),
-                    key=lambda n: self.specs[n].key,
+                    (n for n, spec in atoms.specs.items()
+                     if spec.kind is AtomKind.TASK and n != scope and atoms.in_scope(n, scope)
+                     and atoms.state(n) in (AtomState.SUCCESS, AtomState.REVERTING)),
+                    key=lambda n: atoms.specs[n].key,
                 )
-            while revert.queue and not self.revert_failed:
+            while revert.queue and not self._status.revert_failed:
                 name = revert.queue.pop()
-                spec = self.specs[name]
-                rec = self.records[name]
-                rec.intention = Intention.REVERT
+                spec = atoms.specs[name]
+                rec = atoms.records[name]
                 changes.append(rec)
                 assert spec.task is not None
                 if not spec.task.has_revert:
-                    rec.state = AtomState.REVERTED
+                    atoms.move(rec, AtomState.REVERTED, Intention.REVERT)
                     rec.finished_at = now
                     continue
-                rec.state = AtomState.REVERTING
+                atoms.move(rec, AtomState.REVERTING, Intention.REVERT)
                 revert.current = name
-                self._s.in_flight[name] = REVERT
-                starts.append(Invocation(name, REVERT, rec.attempt, spec.task,
-                                         self._kwargs(spec), result=rec.result))
+                self._schedule.in_flight[name] = InFlight.REVERT
+                starts.append(Invocation(name, Action.REVERT, rec.attempt, spec.task,
+                                         atoms.kwargs(spec), result=rec.result))
                 break
             else:
-                self._finish_revert(scope, revert, now, changes)
+                self._finish(scope, now, changes)
 
-    def _revert_done(self, name: str, now: float, failure: AttemptFailure | None
-                     ) -> list[AtomRecord]:
-        rec = self.records.get(name)
-        if rec is None or self._s.in_flight.get(name) != REVERT:
+    def reverted(self, name: str, now: float, failure: AttemptFailure | None
+                 ) -> list[AtomRecord]:
+        """The revert of `name` returned (`failure` None) or raised."""
+        rec = self._atoms.records.get(name)
+        if rec is None or self._schedule.in_flight.get(name) is not InFlight.REVERT:
             return []
-        del self._s.in_flight[name]
-        for revert in self._s.reverting.values():
+        del self._schedule.in_flight[name]
+        for revert in self.reverting.values():
             if revert.current == name:
                 revert.current = None
         rec.finished_at = now
         if failure is None:
-            rec.state = AtomState.REVERTED
-        else:
-            rec.state = AtomState.REVERT_FAILURE
-            rec.failure = failure.failure
-            self.revert_failed = True
-            if self.failure is None:
-                scope_failures = [self.records[s].failure for s in self._s.reverting
-                                  if s is not None]
-                self.failure = next((f for f in scope_failures if f), failure.failure)
-            self._execution = ExecutionChange(ExecutionState.RUNNING, failure=self.failure)
+            self._atoms.move(rec, AtomState.REVERTED)
+            return [rec]
+        self._atoms.move(rec, AtomState.REVERT_FAILURE)
+        rec.failure = failure.failure
+        self._status.revert_failed = True
+        # The execution keeps its first failure; a scope being retried lends its own.
+        scope_failures = [self._atoms.records[s].failure for s in self.reverting
+                          if s is not None]
+        self._status.note_failure(next((f for f in scope_failures if f), failure.failure))
         return [rec]
 
-    def _finish_revert(self, scope: str | None, revert: Revert, now: float,
-                       changes: list[AtomRecord]) -> None:
-        if self.revert_failed or scope is None:
-            if self._busy_in(None):
-                return
-            self._finish_failed(now, changes)
+    def _finish(self, scope: str | None, now: float, changes: list[AtomRecord]) -> None:
+        if self._status.revert_failed or scope is None:
+            if not self.busy_in(None):
+                self._finish_failed(changes)
             return
-        del self._s.reverting[scope]
-        self._restart(scope, now, changes)
+        del self.reverting[scope]
+        self._new_round(scope, now, changes)
 
-    def _finish_failed(self, now: float, changes: list[AtomRecord]) -> None:
-        for name, spec in self.specs.items():
-            rec = self.records[name]
+    def _finish_failed(self, changes: list[AtomRecord]) -> None:
+        """Everything is reverted (or a revert failed): what never ran is IGNORED, containers
+        are REVERTED (left as they were if compensation stopped), and the execution ends."""
+        atoms = self._atoms
+        for name, spec in atoms.specs.items():
+            rec = atoms.records.get(name)
+            if rec is None:  # inside a container that never started: nothing of it was saved
+                continue
             if rec.state is AtomState.PENDING:
-                rec.state = AtomState.IGNORED
-                rec.intention = Intention.IGNORE
+                atoms.move(rec, AtomState.IGNORED, Intention.IGNORE)
                 rec.not_before = None
                 changes.append(rec)
-            elif spec.kind != TASK and rec.state in (AtomState.RUNNING, AtomState.SUCCESS):
-                rec.state = AtomState.REVERTED if not self.revert_failed else rec.state
-                rec.intention = Intention.REVERT
+            elif spec.kind.container and rec.state in (AtomState.RUNNING, AtomState.SUCCESS):
+                if self._status.revert_failed:
+                    rec.intention = Intention.REVERT
+                else:
+                    atoms.move(rec, AtomState.REVERTED, Intention.REVERT)
                 changes.append(rec)
-        state = ExecutionState.FAILED if self.revert_failed else ExecutionState.REVERTED
-        self.final = ExecutionChange(state, failure=self.failure)
+        self._status.move(ExecutionState.FAILED if self._status.revert_failed
+                          else ExecutionState.REVERTED)
 
-    def _restart(self, scope: str, now: float, changes: list[AtomRecord]) -> None:
+    def _new_round(self, scope: str, now: float, changes: list[AtomRecord]) -> None:
         """Run a reverted retry scope again: every atom in it back to PENDING."""
-        s = self._s
-        spec = self.specs[scope]
-        rec = self.records[scope]
+        atoms, schedule = self._atoms, self._schedule
+        spec = atoms.specs[scope]
+        rec = atoms.records[scope]
         assert spec.retry is not None
-        used = rec.attempt - self.first_attempt(scope)
-        delay = spec.retry.delay_for(used + 1, self.random)
-        members = [n for n in self.specs if n != scope and self._in_scope(n, scope)]
-        copies = [n for n in members if self._inside_repeat(n, scope)]
+        used = rec.attempt - atoms.first_attempt(scope)
+        delay = spec.retry.delay_for(used + 1, self._random)
+        members = [n for n in atoms.specs if n != scope and atoms.in_scope(n, scope)]
+        copies = [n for n in members if atoms.inside_repeat(n, scope)]
         first: dict[str, int] = {}
         for name in members:
-            old = self.records[name]
-            ran = old.state is not AtomState.PENDING and old.attempt > 0
-            next_attempt = old.attempt + 1 if ran else old.attempt
-            first[name] = max(next_attempt, 1)
-            new = AtomRecord(name=name, kind=old.kind, attempt=next_attempt)
-            self.records[name] = new
+            new = atoms.new_round(name)
+            first[name] = max(new.attempt, 1)
             changes.append(new)
-            s.unmet.pop(name, None)
-            s.rerun.discard(name)
+            schedule.unmet.pop(name, None)
+            schedule.rerun.discard(name)
         for name in copies:
-            del self.specs[name]
+            del atoms.specs[name]
         rec.attempt += 1
         rec.intention = Intention.EXECUTE
         rec.result = {FIRST_ATTEMPTS: first}
         changes.append(rec)
-        s.open_children[scope] = 0
+        schedule.open_children[scope] = 0
         for child in spec.children:
-            s.open_children[scope] += 1
-            s.unmet[child] = len(self.specs[child].preds)
-            child_rec = self.records[child]
+            schedule.open_children[scope] += 1
+            schedule.unmet[child] = len(atoms.specs[child].preds)
+            child_rec = atoms.records[child]
             child_rec.not_before = now + delay if delay > 0 else None
-            if s.unmet[child] == 0:
-                self._enqueue(child)
+            if schedule.unmet[child] == 0:
+                schedule.enqueue(child, atoms.specs[child].key, child_rec.not_before)

@@ -16,7 +16,14 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from conductor.engine.graph import REPEAT, RETRY, TASK, AtomSpec, CompiledFlow, Graph, Source
+from conductor.engine.graph import (
+    AtomKind,
+    AtomSpec,
+    CompiledFlow,
+    Graph,
+    Source,
+    SourceKind,
+)
 from conductor.flow.errors import (
     AmbiguousProvider,
     CycleError,
@@ -264,21 +271,21 @@ class _Compiler:
             p = nearest[0]
             if not self._is_ancestor(p, flat.index):
                 data_edges.add((p, flat.index))
-            return Source("atom", self.flats[p].name, data)
+            return Source(SourceKind.ATOM, self.flats[p].name, data)
         if self.item is not None and data == self.item:
-            return Source("item")
+            return Source(SourceKind.ITEM)
         if self.item is not None:
             self.outer[data] = self.outer.get(data, True) and optional
-            return Source("outer", data)
+            return Source(SourceKind.OUTER, data)
         if data in self.available:
             (self.used_inputs if not optional else self.optional_inputs).add(data)
-            return Source("input", data)
+            return Source(SourceKind.INPUT, data)
         if optional:
             self.optional_inputs.add(data)
-            return Source("default")
+            return Source(SourceKind.DEFAULT)
         note = f"provided only by {later}, which do not run before it" if later else ""
         self.missing.append((flat.name, arg if not arg.startswith("<") else data, data, note))
-        return Source("default")
+        return Source(SourceKind.DEFAULT)
 
     def final_source(self, data: str) -> Source:
         """Where a value named `data` is found once the flow is done (for outputs)."""
@@ -289,10 +296,10 @@ class _Compiler:
         if len(nearest) > 1:
             raise AmbiguousProvider("<flow outputs>", data, [self.flats[p].name for p in nearest])
         if nearest:
-            return Source("atom", self.flats[nearest[0]].name, data)
+            return Source(SourceKind.ATOM, self.flats[nearest[0]].name, data)
         if data in self.available:
             self.used_inputs.add(data)
-            return Source("input", data)
+            return Source(SourceKind.INPUT, data)
         raise MissingInputs([("<flow outputs>", data, data, "no task provides it")])
 
     def collected(self, repeat_name: str) -> tuple[tuple[str, Source], ...]:
@@ -354,20 +361,21 @@ class _Compiler:
             }
             if node in self.containers:
                 atoms.append(AtomSpec(
-                    kind=RETRY, retry=self.containers[node].retry,
+                    kind=AtomKind.RETRY, retry=self.containers[node].retry,
                     children=tuple(children.get(node, ())), **common,  # type: ignore[arg-type]
                 ))
                 continue
             flat = flats[node]
             if isinstance(flat.node, Task):
                 atoms.append(AtomSpec(
-                    kind=TASK, task=flat.node, args=tuple(sources.get(flat.index, ())),
+                    kind=AtomKind.TASK, task=flat.node, args=tuple(sources.get(flat.index, ())),
                     provides=flat.provides, unpack=flat.node.unpack, retry=flat.node.retry,
                     timeout=flat.node.timeout, **common,  # type: ignore[arg-type]
                 ))
             else:
                 atoms.append(AtomSpec(
-                    kind=REPEAT, over=over_sources[flat.index], item=flat.node.item, body=flat.body,
+                    kind=AtomKind.REPEAT, over=over_sources[flat.index], item=flat.node.item,
+                    body=flat.body,
                     provides=flat.provides, outer=tuple(outer_sources.get(flat.index, ())),
                     collect=flat.collect, **common,  # type: ignore[arg-type]
                 ))

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from conductor.delegation.tokens import redact
+from conductor.engine.delegated.tokens import redact
 from conductor.flow.retry import exception_kinds
 from conductor.flow.task import Task
 from persistence.records import AtomRecord, ExecutionChange, Failure
 
-EXECUTE = "execute"
-REVERT = "revert"
+
+class Action(str, enum.Enum):
+    """Which of a task's functions an invocation calls (the task ledger records the value)."""
+
+    EXECUTE = "execute"
+    REVERT = "revert"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
 class Invocation:
-    """One call to make: `action` ("execute" or "revert") of atom `name`'s task, attempt
-    `attempt`, with `kwargs` (and, for revert, the saved `result`)."""
+    """One call to make: `action` of atom `name`'s task, attempt `attempt`, with `kwargs`
+    (and, for revert, the saved `result`)."""
 
     name: str
-    action: str
+    action: Action
     attempt: int
     task: Task
     kwargs: dict[str, Any]
@@ -51,7 +59,7 @@ class AttemptFailure:
 
 def redacted(failure: Failure) -> Failure:
     """`failure` with anything token-shaped scrubbed from its message and traceback
-    (`conductor.delegation.tokens.redact`); persistence saves failures as given."""
+    (`conductor.engine.delegated.tokens.redact`); persistence saves failures as given."""
     message, text = redact(failure.message), redact(failure.traceback)
     if (message, text) == (failure.message, failure.traceback):
         return failure

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import futurist
 
-from conductor.engine.decisions import EXECUTE, Invocation
+from conductor.engine.decisions import Action, Invocation
 from conductor.engine.graph import CompiledFlow
 from conductor.flow.context import TaskContext
 from conductor.flow.errors import FlowError
@@ -104,10 +104,10 @@ class Dispatcher(Protocol):
         ...
 
 
-def call_task(task: Task, action: str, kwargs: dict[str, Any], result: Any,
+def call_task(task: Task, action: Action, kwargs: dict[str, Any], result: Any,
               context: TaskContext) -> Any:
     """Run one attempt (module level, so a process pool can run it)."""
-    if action == EXECUTE:
+    if action is Action.EXECUTE:
         return task.call_execute(kwargs, context)
     task.call_revert(kwargs, result, context)
     return None

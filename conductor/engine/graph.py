@@ -9,6 +9,7 @@ with the edges (a dependent's key is always greater); reverse key order is the r
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,33 +17,54 @@ from typing import Any
 from conductor.flow.retry import Retry
 from conductor.flow.task import Task
 
-TASK = "task"
-RETRY = "retry"
-REPEAT = "repeat"
+
+class AtomKind(str, enum.Enum):
+    """What an atom is. Saved as `AtomRecord.kind`: the values never change."""
+
+    TASK = "task"
+    RETRY = "retry"  # a retry controller: owns a sub-flow it reverts and runs again
+    REPEAT = "repeat"  # a repeat controller: owns one copy of its body per item
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def container(self) -> bool:
+        """Whether atoms of this kind own other atoms (controllers) rather than call a task."""
+        return self is not AtomKind.TASK
+
+
+class SourceKind(str, enum.Enum):
+    """Where a value comes from (the values appear in `describe()`)."""
+
+    INPUT = "input"  # the flow input `name`
+    ATOM = "atom"  # value `data` of atom `name`'s result
+    ITEM = "item"  # the current repeat item
+    OUTER = "outer"  # value `name` from outside a repeat body
+    VALUE = "value"  # the literal `value`
+    DEFAULT = "default"  # leave the argument out: it has a default
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where a value comes from.
+    """Where a value comes from: see SourceKind."""
 
-    kind: "input" (a flow input `name`), "atom" (value `data` of atom `name`'s result), "item"
-    (the current repeat item), "outer" (value `name` from outside a repeat body), "value" (the
-    literal `value`), "default" (leave the argument out: it has a default).
-    """
-
-    kind: str
+    kind: SourceKind
     name: str = ""
     data: str = ""
     value: Any = None
 
     def describe(self) -> str:
-        if self.kind == "atom":
+        if self.kind is SourceKind.ATOM:
             return f"atom:{self.name}.{self.data}"
-        if self.kind in ("input", "outer"):
-            return f"{self.kind}:{self.name}"
-        if self.kind == "value":
+        if self.kind in (SourceKind.INPUT, SourceKind.OUTER):
+            return f"{self.kind.value}:{self.name}"
+        if self.kind is SourceKind.VALUE:
             return f"value:{self.value!r}"
-        return self.kind
+        return str(self.kind.value)
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,7 +72,7 @@ class AtomSpec:
     """One atom of a compiled flow (a task, a retry controller or a repeat controller)."""
 
     name: str
-    kind: str
+    kind: AtomKind
     key: tuple[int, ...]
     parent: str | None
     preds: tuple[str, ...]
@@ -71,13 +93,13 @@ class AtomSpec:
     def describe(self) -> dict[str, Any]:
         """Plain data for comparing graphs (e.g. Python vs YAML) and for display."""
         out: dict[str, Any] = {
-            "kind": self.kind,
+            "kind": self.kind.value,
             "key": list(self.key),
             "parent": self.parent,
             "preds": sorted(self.preds),
             "retry": None if self.retry is None else self.retry.describe(),
         }
-        if self.kind == TASK:
+        if self.kind is AtomKind.TASK:
             assert self.task is not None
             out.update(
                 code=self.task.code_name,
@@ -87,7 +109,7 @@ class AtomSpec:
                 unpack=self.unpack,
                 timeout=self.timeout,
             )
-        elif self.kind == RETRY:
+        elif self.kind is AtomKind.RETRY:
             out["children"] = sorted(self.children)
         else:
             assert self.body is not None and self.over is not None

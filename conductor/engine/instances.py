@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from conductor.engine.graph import AtomSpec, Source
+from conductor.engine.graph import AtomSpec, Source, SourceKind
 
 
 def instance_prefix(repeat: str, index: int) -> str:
@@ -26,12 +26,12 @@ def instantiate(repeat: AtomSpec, index: int, item: Any) -> list[AtomSpec]:
         return prefix + relative
 
     def source(found: Source) -> Source:
-        if found.kind == "atom":
-            return Source("atom", name(found.name), found.data)
-        if found.kind == "item":
-            return Source("value", value=item)
-        if found.kind == "outer":
-            return outer.get(found.name, Source("default"))
+        if found.kind is SourceKind.ATOM:
+            return Source(SourceKind.ATOM, name(found.name), found.data)
+        if found.kind is SourceKind.ITEM:
+            return Source(SourceKind.VALUE, value=item)
+        if found.kind is SourceKind.OUTER:
+            return outer.get(found.name, Source(SourceKind.DEFAULT))
         return found
 
     copies = []
@@ -55,6 +55,7 @@ def collect_sources(repeat: AtomSpec, index: int) -> list[tuple[str, Source]]:
     """Where the `index`-th copy's collected values are."""
     prefix = instance_prefix(repeat.name, index)
     return [
-        (data, Source("atom", prefix + src.name, src.data) if src.kind == "atom" else src)
+        (data, Source(SourceKind.ATOM, prefix + src.name, src.data)
+         if src.kind is SourceKind.ATOM else src)
         for data, src in repeat.collect
     ]

@@ -5,7 +5,7 @@ fenced write (a finished task's SUCCESS together with the RUNNING of the tasks i
 and only then dispatch. So a task never starts unless its RUNNING state is saved under the
 runner's epoch: a stale owner is fenced off before it can start anything.
 
-Delegated attempts are settled from their delegation rows (conductor.delegation.attempts): the
+Delegated attempts are settled from their delegation rows (conductor.engine.delegated): the
 rows are read when the run resumes, after a task returns Delegated, when `notify_delegations()`
 announces a completion, when a cancel is applied, and once more before parking; their deadlines
 are timers of this loop. A cancelled run ends its delegated attempts instead of waiting.
@@ -13,7 +13,6 @@ are timers of this loop. A cancelled run ends its delegated attempts instead of 
 
 from __future__ import annotations
 
-import enum
 import logging
 import queue
 import random as random_module
@@ -22,13 +21,20 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from conductor.delegation import attempts as delegated  # a module: no import cycle
 from conductor.engine.clock import TICK, Clock, SystemClock
 from conductor.engine.control import RunControl
 from conductor.engine.core import Core
-from conductor.engine.decisions import EXECUTE, AttemptFailure, Invocation, redacted_failure
+from conductor.engine.decisions import (
+    Action,
+    AttemptFailure,
+    Decision,
+    Invocation,
+    redacted_failure,
+)
+from conductor.engine.delegated.attempts import DelegatedAttempts
 from conductor.engine.dispatch import Dispatcher, LocalDispatcher
 from conductor.engine.graph import CompiledFlow
+from conductor.engine.results import EngineStalled, RunResult, RunState
 from conductor.flow.context import CancelFlag, Delegated, TaskContext
 from conductor.flow.errors import TaskTimeout
 from persistence import jsonvalue
@@ -39,8 +45,9 @@ from persistence.records import (
     ExecutionChange,
     ExecutionRecord,
     ExecutionState,
-    Failure,
 )
+
+__all__ = ["GATE_RECHECK", "EngineStalled", "RunResult", "RunState", "Runner"]
 
 log = logging.getLogger("conductor.engine")
 
@@ -51,44 +58,11 @@ _LOOK_AGAIN = object()
 """Put on a runner's queue by notify_delegations(): read the delegation rows again."""
 
 
-class RunState(str, enum.Enum):
-    """How a run ended. ABANDONED: the runner stopped without saving a final word (aborted,
-    fenced off, or the store became unavailable); `reason` and `error` say which."""
-
-    SUCCESS = "SUCCESS"
-    REVERTED = "REVERTED"
-    FAILED = "FAILED"
-    SUSPENDED = "SUSPENDED"
-    PARKED = "PARKED"
-    ABANDONED = "ABANDONED"
-
-
-@dataclass
-class RunResult:
-    """The end of a run: state, the flow's result (SUCCESS) or failure (REVERTED/FAILED)."""
-
-    state: RunState
-    result: Any = None
-    failure: Failure | None = None
-    reason: str = ""
-    error: BaseException | None = None
-    execution_id: str = ""
-    park_until: float | None = None
-    """PARKED: the earliest open deadline of a delegated attempt (None: none)."""
-    completed_seen: frozenset[int] = frozenset()
-    """PARKED: ids of the delegation rows seen completed when the run decided to park; a row
-    completed later must wake the parked job again (conductor.daemon.jobrun checks)."""
-
-
-class EngineStalled(RuntimeError):
-    """The core has nothing to run and nothing to wait for, yet the flow has not finished."""
-
-
 @dataclass
 class _Done:
     name: str
     attempt: int
-    action: str
+    action: Action
     future: Future[Any]
 
 
@@ -130,8 +104,15 @@ class Runner:
         self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._deadlines: dict[tuple[str, int], tuple[float, float]] = {}  # (deadline, timeout)
         self._cancel_flag = CancelFlag()
-        self._delegations = delegated.DelegatedAttempts(store, execution, epoch, callback_url,
-                                                        deadline_floor)
+        self._delegations = DelegatedAttempts(store, execution, epoch, callback_url,
+                                              deadline_floor)
+        # What one run carries from turn to turn (a Runner runs once).
+        self._core: Core  # made when the run starts, from the execution's saved records
+        self._pending: dict[str, AtomRecord] = {}  # records to save with the next write
+        self._unsaved: ExecutionChange | None = None  # the execution's change to save next
+        self._held: list[Invocation] = []  # saved RUNNING, waiting for the control's gate
+        self._stop_deadline: float | None = None  # when a stop's grace ends
+        self._cancel_applied = False
 
     def notify_delegations(self) -> None:
         """A delegation of this execution may have been completed: read the rows again (at
@@ -157,129 +138,178 @@ class Runner:
                 self.dispatcher.shutdown(wait=False)
 
     def _loop(self) -> RunResult:
+        """One turn: take in what happened, ask the core, end the run if it is over (finished,
+        stopped, parked), save, start what may start, wait for the next event."""
         record = self.execution
-        core = Core(self.flow, record.inputs, record.atoms, record.failure, random=self.random)
-        pending: dict[str, AtomRecord] = {}
-        execution: ExecutionChange | None = ExecutionChange(
-            ExecutionState.RUNNING, failure=core.failure
-        )
-        stop_deadline: float | None = None
-        cancel_applied = False
-        held: list[Invocation] = []  # saved RUNNING, waiting for the control's gate to open
+        core = self._core = Core(self.flow, record.inputs, record.atoms, record.failure,
+                                 state=record.state, random=self.random)
+        if core.final is None and not record.state.finished:  # an end is saved as it was
+            self._unsaved = core.status.move(ExecutionState.RUNNING)
         while True:
-            control = self.control
-            if control.aborted:
+            if self.control.aborted:
                 self._cancel_flag.set()
                 return RunResult(RunState.ABANDONED, reason="aborted")
             now = self.clock.now()
-            if control.cancelled and not cancel_applied:
-                cancel_applied = True
-                self._cancel_flag.set()
-                if core.delegated:
-                    # A completion recorded before the cancel counts (its sender was told
-                    # so): read the rows once more before the delegations are ended.
-                    self._delegations.look_again = True
-                    problem = self._settle(core, now, pending)
-                    if problem:
-                        return problem
-                self._collect(pending, core.cancel(now))
-            self._expire(core, now, pending)
-            problem = self._settle(core, now, pending)
+            ended = self._take_in(now)
+            if ended:
+                return ended
+            stopping, paused = self._read_control(now)
+            decision = self._decide(now, start=not (stopping or paused))
+            if decision.finished:
+                return self._finish()
+            ended = self._suspend_if_stopping(now, stopping)
+            if ended:
+                return ended
+            if decision.only_delegated and not paused:
+                parked = self._park(now)
+                if parked is None:
+                    continue  # a delegation was settled meanwhile: take another turn
+                return parked
+            ended = self._save_turn(decision)
+            if ended:
+                return ended
+            self._start_held(decision.starts, now)
+            self._check_stalled(decision, idle=stopping or paused)
+            self._wait(now, decision, idle=stopping or paused)
+
+    # -- the phases of a turn -------------------------------------------------------------
+    def _take_in(self, now: float) -> RunResult | None:
+        """Apply what happened outside the core: a cancel (once), attempts past their
+        timeouts, delegated attempts settled now."""
+        core = self._core
+        if self.control.cancelled and not self._cancel_applied:
+            self._cancel_applied = True
+            self._cancel_flag.set()
+            if core.delegated:
+                # A completion recorded before the cancel counts (its sender was told so):
+                # read the rows once more before the delegations are ended.
+                self._delegations.look_again = True
+                problem = self._settle(now)
+                if problem:
+                    return problem
+            self._collect(core.cancel(now))
+        self._expire(now)
+        return self._settle(now)
+
+    def _read_control(self, now: float) -> tuple[bool, bool]:
+        """(stopping, paused), read once a turn: a resume() after this wakes the next turn. The
+        grace of a stop starts counting the first time it is seen."""
+        stopping = self.control.stop_requested
+        if stopping and self._stop_deadline is None:
+            grace = self.control.grace
+            self._stop_deadline = float("inf") if grace is None else now + grace
+        return stopping, self.control.paused
+
+    def _decide(self, now: float, *, start: bool) -> Decision:
+        decision = self._core.decide(now, start=start)
+        self._collect(decision.records)
+        if decision.execution is not None:
+            self._unsaved = decision.execution
+        return decision
+
+    def _suspend_if_stopping(self, now: float, stopping: bool) -> RunResult | None:
+        """Stopping, with nothing running any more or the grace over: save SUSPENDED."""
+        if not stopping:
+            return None
+        core = self._core
+        out_of_time = self._stop_deadline is not None and now >= self._stop_deadline
+        running = core.busy - len(self._held)  # held starts never began: nothing to wait for
+        if running and not out_of_time:
+            return None
+        if core.busy:
+            self._cancel_flag.set()  # abandoned attempts may notice and return early
+        problem = self._save(core.status.move(ExecutionState.SUSPENDED))
+        return problem or RunResult(RunState.SUSPENDED, reason="stopped")
+
+    def _park(self, now: float) -> RunResult | None:
+        """Only delegated work is left: save PARKED. None: a completion had arrived
+        unannounced (the rows are read once more first), so the run goes on."""
+        delegations = self._delegations
+        settled = delegations.settled
+        delegations.look_again = True
+        problem = self._settle(now)
+        if problem:
+            return problem
+        if delegations.settled > settled:
+            return None
+        problem = self._save(self._core.status.move(ExecutionState.PARKED))
+        return problem or RunResult(
+            RunState.PARKED, park_until=delegations.next_deadline(self._core),
+            completed_seen=delegations.completed_seen)
+
+    def _save_turn(self, decision: Decision) -> RunResult | None:
+        """Save the turn's records (and execution change) in one fenced write, before any of
+        its starts is dispatched."""
+        if self._pending or self._unsaved is not None or decision.starts:
+            problem = self._save(self._unsaved)
             if problem:
                 return problem
-            stopping = control.stop_requested
-            if stopping and stop_deadline is None:
-                grace = control.grace
-                stop_deadline = float("inf") if grace is None else now + grace
-            paused = control.paused  # read once a turn: a resume() after this wakes the next
-            decision = core.decide(now, start=not (stopping or paused))
-            self._collect(pending, decision.records)
-            if decision.execution is not None:
-                execution = decision.execution
-            if decision.finished:
-                return self._finish(pending, execution, core)
-            out_of_time = stop_deadline is not None and now >= stop_deadline
-            running = core.busy - len(held)  # held starts never began: nothing to wait for
-            if stopping and (running == 0 or out_of_time):
-                if core.busy:
-                    self._cancel_flag.set()  # abandoned attempts may notice and return early
-                execution = ExecutionChange(ExecutionState.SUSPENDED, failure=core.failure)
-                problem = self._save(pending, execution)
-                return problem or RunResult(RunState.SUSPENDED, reason="stopped")
-            if decision.only_delegated and not paused:
-                # A completion may have arrived unannounced: read the rows once more first.
-                settled = self._delegations.settled
-                self._delegations.look_again = True
-                problem = self._settle(core, now, pending)
-                if problem:
-                    return problem
-                if self._delegations.settled > settled:
-                    continue
-                execution = ExecutionChange(ExecutionState.PARKED, failure=core.failure)
-                problem = self._save(pending, execution)
-                return problem or RunResult(
-                    RunState.PARKED, park_until=self._delegations.next_deadline(core),
-                    completed_seen=self._delegations.completed_seen)
-            if pending or execution is not None or decision.starts:
-                problem = self._save(pending, execution)
-                if problem:
-                    return problem
-                execution = None
-            held.extend(decision.starts)
-            if held and control.may_start():
-                for invocation in held:
-                    early = self._delegations.before_start(core, invocation, now)
-                    if early is None:
-                        self._dispatch(invocation, now)
-                    else:  # completed with a late result: save it on the next turn
-                        self._collect(pending, early)
-                        self._events.put(TICK)
-                held.clear()
-            if (core.busy == 0 and decision.wake_at is None and not decision.only_delegated
-                    and not paused and not stopping and not pending):
-                raise EngineStalled(
-                    f"execution {self.execution.id}: nothing runs, nothing is due and the flow "
-                    "has not finished (an engine bug)"
-                )
-            idle = stopping or paused  # due retries wait: no busy loop while paused
-            recheck = now + GATE_RECHECK if held else None
-            deadlines = [d for d in (None if idle else decision.wake_at, stop_deadline, recheck,
-                                     min((d for d, _ in self._deadlines.values()),
-                                         default=None),
-                                     self._delegations.next_deadline(core))
-                         if d is not None and d != float("inf")]
-            event = self.clock.wait(self._events, min(deadlines, default=None),
-                                    busy=core.busy > 0)
-            while event is not None:
-                if event is _LOOK_AGAIN:
-                    self._delegations.look_again = True
-                elif event is not TICK:
-                    self._apply(core, event, pending)
-                try:
-                    event = self._events.get_nowait()
-                except queue.Empty:
-                    event = None
+            self._unsaved = None
+        return None
 
-    def _finish(self, pending: dict[str, AtomRecord], execution: ExecutionChange | None,
-                core: Core) -> RunResult:
-        assert execution is not None and core.final is not None
-        final = core.final
+    def _start_held(self, starts: list[Invocation], now: float) -> None:
+        """Dispatch the saved starts once the control lets them (its gate: the session is
+        provably alive); until then they are held."""
+        self._held.extend(starts)
+        if not self._held or not self.control.may_start():
+            return
+        for invocation in self._held:
+            early = self._delegations.before_start(self._core, invocation, now)
+            if early is None:
+                self._dispatch(invocation, now)
+            else:  # completed with a late result: save it on the next turn
+                self._collect(early)
+                self._events.put(TICK)
+        self._held.clear()
+
+    def _check_stalled(self, decision: Decision, *, idle: bool) -> None:
+        if (self._core.busy == 0 and decision.wake_at is None and not decision.only_delegated
+                and not idle and not self._pending):
+            raise EngineStalled(
+                f"execution {self.execution.id}: nothing runs, nothing is due and the flow "
+                "has not finished (an engine bug)"
+            )
+
+    def _wait(self, now: float, decision: Decision, *, idle: bool) -> None:
+        """Wait for the next event or deadline, then apply every event that arrived. Due
+        retries wait while idle (stopping or paused): no busy loop."""
+        core = self._core
+        recheck = now + GATE_RECHECK if self._held else None
+        deadlines = [d for d in (None if idle else decision.wake_at, self._stop_deadline,
+                                 recheck,
+                                 min((d for d, _ in self._deadlines.values()), default=None),
+                                 self._delegations.next_deadline(core))
+                     if d is not None and d != float("inf")]
+        event = self.clock.wait(self._events, min(deadlines, default=None), busy=core.busy > 0)
+        while event is not None:
+            if event is _LOOK_AGAIN:
+                self._delegations.look_again = True
+            elif event is not TICK:
+                self._apply(event)
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                event = None
+
+    # -- ending and saving ----------------------------------------------------------------
+    def _finish(self) -> RunResult:
+        final = self._core.final
+        assert final is not None
         try:
-            problem = self._save(pending, final)
+            problem = self._save(final)
         except NotSerializable as exc:
-            failure = redacted_failure(exc)
-            final = ExecutionChange(ExecutionState.FAILED, failure=failure)
-            problem = self._save(pending, final)
+            final = self._core.status.move(ExecutionState.FAILED,
+                                           failure=redacted_failure(exc))
+            problem = self._save(final)
         if problem:
             return problem
         state = RunState(final.state.value)
         return RunResult(state, result=final.result, failure=final.failure)
 
-    def _save(self, pending: dict[str, AtomRecord], execution: ExecutionChange | None
-              ) -> RunResult | None:
+    def _save(self, execution: ExecutionChange | None) -> RunResult | None:
         try:
-            self.store.save(self.execution.id, self.epoch, list(pending.values()), execution,
-                            delegations=self._delegations.new_rows)
+            self.store.save(self.execution.id, self.epoch, list(self._pending.values()),
+                            execution, delegations=self._delegations.new_rows)
         except Fenced as exc:
             self._cancel_flag.set()
             log.warning("execution %s: fenced off, stopping: %s", self.execution.id, exc)
@@ -288,26 +318,25 @@ class Runner:
             self._cancel_flag.set()
             log.warning("execution %s: store unavailable, stopping: %s", self.execution.id, exc)
             return RunResult(RunState.ABANDONED, reason="store unavailable", error=exc)
-        pending.clear()
+        self._pending.clear()
         self._delegations.new_rows = []
         return None
 
-    def _settle(self, core: Core, now: float, pending: dict[str, AtomRecord]
-                ) -> RunResult | None:
+    def _settle(self, now: float) -> RunResult | None:
         """Apply the delegated attempts settled now; a store that stays unavailable while
         reading their rows stops the run (the job is released and retried later)."""
         try:
-            self._collect(pending, self._delegations.settle(core, now))
+            self._collect(self._delegations.settle(self._core, now))
         except StoreUnavailable as exc:
             self._cancel_flag.set()
             log.warning("execution %s: store unavailable, stopping: %s", self.execution.id, exc)
             return RunResult(RunState.ABANDONED, reason="store unavailable", error=exc)
         return None
 
-    @staticmethod
-    def _collect(pending: dict[str, AtomRecord], records: list[AtomRecord]) -> None:
+    def _collect(self, records: list[AtomRecord]) -> None:
+        """Records to save with the next write (the latest of each atom)."""
         for rec in records:
-            pending[rec.name] = rec
+            self._pending[rec.name] = rec
 
     # -- attempts -----------------------------------------------------------------------
     def _dispatch(self, invocation: Invocation, now: float) -> None:
@@ -320,7 +349,7 @@ class Runner:
             logger=self.logger,
             delegator=self._delegations.delegator(invocation),
         )
-        if invocation.timeout is not None and invocation.action == EXECUTE:
+        if invocation.timeout is not None and invocation.action is Action.EXECUTE:
             self._deadlines[(invocation.name, invocation.attempt)] = (
                 now + invocation.timeout, invocation.timeout
             )
@@ -332,7 +361,8 @@ class Runner:
         done = _Done(invocation.name, invocation.attempt, invocation.action, future)
         future.add_done_callback(lambda _: self._events.put(done))
 
-    def _expire(self, core: Core, now: float, pending: dict[str, AtomRecord]) -> None:
+    def _expire(self, now: float) -> None:
+        """Fail the attempts past their timeouts (their late results are discarded)."""
         for (name, attempt), (deadline, timeout) in list(self._deadlines.items()):
             if deadline <= now:
                 del self._deadlines[(name, attempt)]
@@ -340,40 +370,40 @@ class Runner:
                     f"task {name!r} attempt {attempt} ran past its timeout of {timeout} s; "
                     "its late result will be discarded"
                 )
-                self._collect(pending, core.on_failure(
+                self._collect(self._core.on_failure(
                     name, attempt, AttemptFailure.from_exception(error), now
                 ))
 
-    def _apply(self, core: Core, done: _Done, pending: dict[str, AtomRecord]) -> None:
+    def _apply(self, done: _Done) -> None:
+        """Hand a finished call's outcome to the core."""
         now = self.clock.now()
         self._deadlines.pop((done.name, done.attempt), None)
-        exc = done.future.exception()
-        if done.action != EXECUTE:
-            if exc is None:
-                records = core.on_reverted(done.name, now)
-            else:
-                records = core.on_revert_failed(
-                    done.name, AttemptFailure.from_exception(exc), now
-                )
-            self._collect(pending, records)
-            return
-        if exc is not None:
-            records = core.on_failure(
-                done.name, done.attempt, AttemptFailure.from_exception(exc), now
-            )
+        if done.action is Action.REVERT:
+            self._collect(self._reverted(done, now))
         else:
-            value = done.future.result()
-            if isinstance(value, Delegated):
-                records = core.on_delegated(done.name, done.attempt, now)
-                if records:
-                    self._delegations.delegated(done.name, done.attempt, value.deadline, now)
-            else:
-                try:
-                    value = jsonvalue.check(value, what=f"result of task {done.name!r}")
-                except NotSerializable as bad:
-                    records = core.on_failure(done.name, done.attempt,
-                                              AttemptFailure.from_exception(bad, retryable=False),
-                                              now)
-                else:
-                    records = core.on_success(done.name, done.attempt, value, now)
-        self._collect(pending, records)
+            self._collect(self._executed(done, now))
+
+    def _reverted(self, done: _Done, now: float) -> list[AtomRecord]:
+        exc = done.future.exception()
+        if exc is None:
+            return self._core.on_reverted(done.name, now)
+        return self._core.on_revert_failed(done.name, AttemptFailure.from_exception(exc), now)
+
+    def _executed(self, done: _Done, now: float) -> list[AtomRecord]:
+        core = self._core
+        exc = done.future.exception()
+        if exc is not None:
+            return core.on_failure(done.name, done.attempt, AttemptFailure.from_exception(exc),
+                                   now)
+        value = done.future.result()
+        if isinstance(value, Delegated):
+            records = core.on_delegated(done.name, done.attempt, now)
+            if records:
+                self._delegations.delegated(done.name, done.attempt, value.deadline, now)
+            return records
+        try:
+            value = jsonvalue.check(value, what=f"result of task {done.name!r}")
+        except NotSerializable as bad:
+            return core.on_failure(done.name, done.attempt,
+                                   AttemptFailure.from_exception(bad, retryable=False), now)
+        return core.on_success(done.name, done.attempt, value, now)

@@ -19,7 +19,7 @@ from conductor.delegation import (
     UnknownDelegation,
     completion_outcome,
 )
-from conductor.delegation.issuing import AttemptDelegator
+from conductor.engine.delegated.issuing import AttemptDelegator
 from conductor.flow import Delegated, Retry, TaskContext, linear, task, unordered
 from conductor.registry import Registry
 from conductor.testing import wait_until

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from conductor.delegation import tokens
 from conductor.engine import AttemptFailure, FakeClock, RunState, run_flow
+from conductor.engine.delegated import tokens
 from conductor.flow import TaskContext, linear, task
 from persistence import ExecutionStore, MemoryStore, open_store
 from persistence.records import Failure

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from conductor.delegation import Callbacks, tokens
+from conductor.delegation import Callbacks
 from conductor.delegation.errors import DelegationFailed, TaskFinished
-from conductor.delegation.issuing import AttemptDelegator, UnavailableDelegator
 from conductor.engine import (
     FakeClock,
     RunControl,
@@ -24,6 +23,8 @@ from conductor.engine import (
     compile_flow,
     run_flow,
 )
+from conductor.engine.delegated import tokens
+from conductor.engine.delegated.issuing import AttemptDelegator, UnavailableDelegator
 from conductor.engine.runner import Runner
 from conductor.flow import Delegated, Retry, TaskContext, linear, task, unordered
 from conductor.flow.context import DelegationUnavailable

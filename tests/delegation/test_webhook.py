@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from conductor.delegation import Callbacks, CallbackServer
-from conductor.delegation.issuing import AttemptDelegator
+from conductor.engine.delegated.issuing import AttemptDelegator
 from jobboard.board import JobBoard
 from jobboard.testing.zkserver import ZooKeeperServers
 from persistence import open_store

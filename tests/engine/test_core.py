@@ -231,3 +231,20 @@ def _failure() -> Any:
     from conductor.engine import AttemptFailure  # noqa: PLC0415
 
     return AttemptFailure.from_exception(ConnectionError("down"))
+
+
+def test_a_failure_before_a_retried_subflow_started_reverts_what_ran() -> None:
+    """The sub-flow's tasks have no records yet (they are made when it starts): compensation
+    and the final IGNORED marks pass over them."""
+    sub = linear(t("s1"), t("s2"), name="sub", retry=Retry(times=1))
+    flow = compile_flow(linear(t("a"), t("b"), sub), {})
+
+    def behaviour(inv: Invocation) -> Any:
+        if inv.action == "execute" and inv.name == "b":
+            raise ValueError("b")
+        return None
+
+    run = drive(flow, behaviour)
+    assert run.final is not None and run.final.state is ExecutionState.REVERTED
+    assert run.trace == ["execute:a#1", "execute:b#1", "revert:a#1"]
+    assert run.saved["sub"].state is AtomState.IGNORED and "s1" not in run.saved

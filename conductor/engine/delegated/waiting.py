@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from conductor.delegation.errors import DelegationFailed, DelegationTimeout
-from conductor.delegation.tokens import RowKind, kind_of
+from conductor.engine.delegated.errors import DelegationFailed, DelegationTimeout
+from conductor.engine.delegated.tokens import RowKind, kind_of
 from conductor.flow.retry import exception_kinds, type_name
 from persistence.contract import ExecutionStore
 from persistence.records import AtomRecord, AtomState, DelegationRecord, Failure

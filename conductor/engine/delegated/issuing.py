@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conductor.delegation import tokens
+from conductor.engine.delegated import tokens
 from conductor.flow.context import Delegation, DelegationUnavailable
 from persistence.contract import ExecutionStore
 from persistence.records import NewDelegation

@@ -2,18 +2,18 @@
 
 A Runner owns one DelegatedAttempts. It hands each attempt's context a delegator, tells it when
 an attempt returned Delegated, and asks it every turn for the records of attempts that are now
-settled (conductor.delegation.waiting has the rules) and for the next deadline to wait for.
+settled (conductor.engine.delegated.waiting has the rules) and for the next deadline to wait for.
 """
 
 from __future__ import annotations
 
 import logging
 
-from conductor.delegation.issuing import AttemptDelegator
-from conductor.delegation.tokens import deadline_key
-from conductor.delegation.waiting import DelegationWaits, Verdict
 from conductor.engine.core import Core
-from conductor.engine.decisions import EXECUTE, AttemptFailure, Invocation
+from conductor.engine.decisions import Action, AttemptFailure, Invocation
+from conductor.engine.delegated.issuing import AttemptDelegator
+from conductor.engine.delegated.tokens import deadline_key
+from conductor.engine.delegated.waiting import DelegationWaits, Verdict
 from persistence import jsonvalue
 from persistence.contract import ExecutionStore
 from persistence.errors import NotSerializable
@@ -83,7 +83,7 @@ class DelegatedAttempts:
         """For an attempt about to start whose task already has a result sent with an earlier
         attempt's token: its records, completed with that result (the task is not called
         again). None: start it normally."""
-        if invocation.action != EXECUTE or invocation.name not in self.waits.rows:
+        if invocation.action is not Action.EXECUTE or invocation.name not in self.waits.rows:
             return None
         verdict = self.waits.late_result(
             invocation.name, core.first_attempt(invocation.name), invocation.attempt)
