@@ -11,8 +11,8 @@ One run prints `name: value` lines:
 - drain_<db>_<n>_<c>c_jobs_per_s for n in 1,000 / 20,000, c in 1 / 2 conductors on SQLite, and
   1,000 on PostgreSQL (a fresh database on 127.0.0.1:5432, dropped after);
   targets: >= 200 jobs/s with one conductor on SQLite; the 20,000 rate >= 90 % of the 1,000 rate;
-  peer (TaskFlow 6.5 conductors, the issue's figures): 9.4 jobs/s for 100, 7.9 for 1,000, 11.7
-  with two conductors;
+  peer (TaskFlow 6.5 conductors, measured when the target was set): 9.4 jobs/s for 100, 7.9
+  for 1,000, 11.7 with two conductors;
 - drain_sqlite_20000_vs_1000_<c>c (target >= 0.9) and the same ratio of CPU per job (how much
   more each job costs with a 20,000-job backlog; steadier than rates when others load the
   machine); the 1,000-job cases are run 3 times and their medians taken;

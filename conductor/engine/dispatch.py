@@ -1,7 +1,7 @@
 """Where task attempts run: the dispatch hook, with local thread and process implementations.
 
 A Dispatcher takes an Invocation and a TaskContext and returns a future of the call's return
-value. Remote workers (a later issue) plug in here as another implementation. A thread cannot be
+value; remote workers plug in here as another implementation. A thread cannot be
 killed: an attempt that overran its timeout keeps its thread until it returns, and its late
 result is discarded by the runner.
 
